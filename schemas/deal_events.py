@@ -1,0 +1,163 @@
+"""Deal change events: a CloudEvents 1.0 style envelope around typed deal data.
+
+The envelope's ``subject`` is the deal id (also the Kafka key, so one deal's events stay in
+order on one partition). ``time`` is when the change happened in the CRM; the worker treats it
+as "now" when scoring, never the wall clock.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+# Dates outside this window are data-entry errors, not deals.
+EARLIEST = date(1990, 1, 1)
+LATEST = date(2100, 12, 31)
+MAX_AMOUNT = Decimal("1e12")
+
+
+class DealStage(StrEnum):
+    prospecting = "prospecting"
+    qualification = "qualification"
+    proposal = "proposal"
+    negotiation = "negotiation"
+    closed_won = "closed_won"
+    closed_lost = "closed_lost"
+
+
+OPEN_STAGES = (
+    DealStage.prospecting,
+    DealStage.qualification,
+    DealStage.proposal,
+    DealStage.negotiation,
+)
+CLOSED_STAGES = (DealStage.closed_won, DealStage.closed_lost)
+
+
+def _sane_date(value: date | None) -> date | None:
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise ValueError(f"date {value.isoformat()} is outside {EARLIEST}..{LATEST}")
+    return value
+
+
+def _sane_datetime(value: datetime | None) -> datetime | None:
+    if value is None:
+        return value
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a UTC offset")
+    _sane_date(value.date())
+    return value
+
+
+SaneDate = Annotated[date, AfterValidator(_sane_date)]
+SaneDatetime = Annotated[datetime, AfterValidator(_sane_datetime)]
+Money = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, max_digits=16, decimal_places=2)]
+Text = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DealFields(_Strict):
+    """Deal attributes. Every field is optional: an update carries only what changed."""
+
+    name: Text | None = None
+    company: Text | None = None
+    owner: Text | None = None
+    industry: Text | None = None
+    amount: Money | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    stage: DealStage | None = None
+    expected_close_date: SaneDate | None = None
+    lead_score: Annotated[int, Field(ge=0, le=100)] | None = None
+    interactions: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    objections_handled: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    has_champion: bool | None = None
+    budget_confirmed: bool | None = None
+    decision_maker_engaged: bool | None = None
+    competitors_mentioned: Annotated[list[Text], Field(max_length=50)] | None = None
+    last_activity_at: SaneDatetime | None = None
+
+
+class StageChange(DealFields):
+    stage: DealStage  # required here
+
+
+class Activity(_Strict):
+    """One logged touch (call, email, meeting, note). Counts as an interaction."""
+
+    kind: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")] = "note"
+    occurred_at: SaneDatetime | None = None  # defaults to the envelope's time
+    objection_handled: bool = False
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class Closure(_Strict):
+    """A deal closing. ``amount`` is the final value when it differs from the pipeline value."""
+
+    amount: Money | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class _Envelope(_Strict):
+    specversion: Literal["1.0"] = "1.0"
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+    source: Annotated[str, Field(min_length=1, max_length=500)]
+    time: SaneDatetime
+    subject: Annotated[str, Field(min_length=1, max_length=200, description="the deal id")]
+    datacontenttype: Literal["application/json"] = "application/json"
+
+
+class DealCreated(_Envelope):
+    type: Literal["deal.created"]
+    data: DealFields
+
+
+class DealUpdated(_Envelope):
+    type: Literal["deal.updated"]
+    data: DealFields
+
+
+class DealStageChanged(_Envelope):
+    type: Literal["deal.stage_changed"]
+    data: StageChange
+
+
+class DealActivityLogged(_Envelope):
+    type: Literal["deal.activity_logged"]
+    data: Activity
+
+
+class DealClosedWon(_Envelope):
+    type: Literal["deal.closed_won"]
+    data: Closure = Closure()
+
+
+class DealClosedLost(_Envelope):
+    type: Literal["deal.closed_lost"]
+    data: Closure = Closure()
+
+
+DealEvent = Annotated[
+    DealCreated
+    | DealUpdated
+    | DealStageChanged
+    | DealActivityLogged
+    | DealClosedWon
+    | DealClosedLost,
+    Field(discriminator="type"),
+]
+DealEventAdapter: TypeAdapter[DealEvent] = TypeAdapter(DealEvent)
+DEAL_EVENT_TYPES = (
+    "deal.created",
+    "deal.updated",
+    "deal.stage_changed",
+    "deal.activity_logged",
+    "deal.closed_won",
+    "deal.closed_lost",
+)

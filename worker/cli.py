@@ -1,0 +1,201 @@
+"""``revintel``: the command line of the worker (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from worker.log import configure_logging
+from worker.settings import get_settings
+
+app = typer.Typer(
+    help="revenue-intelligence: CRM events in, deal scores and alerts out.", no_args_is_help=True
+)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending SQL migrations from sql/."""
+    from worker.migrate import migrate as run_migrations
+
+    settings = get_settings()
+    try:
+        applied = asyncio.run(run_migrations(settings.database_url))
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"cannot migrate {settings.database_url}: {exc} (start it: scripts/services.sh up)")
+    console.print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@app.command()
+def run(
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Run the worker: consume deal events, score them, write them to PostgreSQL."""
+    from worker.handlers import create_app
+    from worker.migrate import migrate as run_migrations
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def main() -> None:
+        if migrate_first:
+            await run_migrations(settings.database_url)
+        await create_app(settings).run()
+
+    asyncio.run(main())
+
+
+@app.command("produce-sample")
+def produce_sample(
+    wait: Annotated[
+        bool, typer.Option(help="wait until the worker has applied every event")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 120.0,
+) -> None:
+    """Publish the sample deal event stream (idempotent: fixed event ids)."""
+    from worker.kafka_io import durable_producer, ensure_topics, send_all, wait_for_kafka
+    from worker.sample import sample_events
+
+    settings = get_settings()
+    events = sample_events()
+
+    async def main() -> None:
+        await wait_for_kafka(settings.kafka_bootstrap_servers)
+        await ensure_topics(
+            settings.kafka_bootstrap_servers, [settings.deal_topic], settings.topic_partitions
+        )
+        producer = durable_producer(settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            await send_all(
+                producer,
+                settings.deal_topic,
+                [(e.subject.encode(), e.model_dump_json().encode(), ()) for e in events],
+            )
+        finally:
+            await producer.stop()
+        console.print(
+            f"published {len(events)} events for "
+            f"{len({e.subject for e in events})} deals to {settings.deal_topic}"
+        )
+        if wait:
+            await _wait_applied(settings.database_url, [e.id for e in events], timeout)
+
+    try:
+        asyncio.run(main())
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        _fail(str(exc))
+
+
+async def _wait_applied(database_url: str, event_ids: list[str], within: float) -> None:
+    deadline = time.monotonic() + within
+    conn = await asyncpg.connect(database_url)
+    try:
+        while True:
+            done = await conn.fetchval(
+                "SELECT count(*) FROM applied_events WHERE event_id = ANY($1::text[])", event_ids
+            )
+            if done == len(event_ids):
+                console.print(f"worker applied all {done} events")
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"worker applied {done} of {len(event_ids)} events within {within:.0f}s: "
+                    "is `revintel run` running?"
+                )
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+_CATEGORY_STYLE = {"healthy": "green", "warning": "yellow", "critical": "red"}
+
+
+@app.command()
+def show(
+    limit: Annotated[int, typer.Option(help="rows to show")] = 50,
+    prefix: Annotated[str, typer.Option(help="only deal ids starting with this")] = "",
+) -> None:
+    """Print the scored deals as a table, largest first."""
+    settings = get_settings()
+
+    async def fetch() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await conn.fetch(
+                """SELECT deal_id, name, company, owner, stage, amount, currency, health_score,
+                          health_category, close_probability, risk_factors, scored_at
+                   FROM deals WHERE deal_id LIKE $1 || '%'
+                   ORDER BY amount DESC NULLS LAST, deal_id LIMIT $2""",
+                prefix,
+                limit,
+            )
+        finally:
+            await conn.close()
+
+    try:
+        rows = asyncio.run(fetch())
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"cannot read deals: {exc}")
+    table = Table(title=f"Scored deals ({len(rows)})", show_lines=False)
+    for col, justify in (
+        ("deal", "left"),
+        ("name", "left"),
+        ("company", "left"),
+        ("stage", "left"),
+        ("amount", "right"),
+        ("health", "right"),
+        ("category", "left"),
+        ("P(close)", "right"),
+        ("top risk", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        risks = json.loads(r["risk_factors"]) if isinstance(r["risk_factors"], str) else []
+        cat = r["health_category"] or ""
+        table.add_row(
+            r["deal_id"],
+            r["name"] or "",
+            r["company"] or "",
+            r["stage"],
+            f"{r['amount']:,.0f} {r['currency']}" if r["amount"] is not None else "",
+            str(r["health_score"]),
+            f"[{_CATEGORY_STYLE.get(cat, '')}]{cat}[/]",
+            f"{r['close_probability']:.0f}%",
+            risks[0] if risks else "",
+        )
+    console.print(table)
+
+
+@app.command("export-schemas")
+def export_schemas(
+    directory: Annotated[Path | None, typer.Argument(help="default: schemas/json")] = None,
+) -> None:
+    """Write the JSON Schema of every message contract."""
+    from worker.schema_export import export
+
+    for path in export(directory):
+        console.print(f"wrote {path}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,89 @@
+"""Turning raw Kafka records into validated deal events, or into dead letters with a reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.deal_events import DEAL_EVENT_TYPES, DealEvent, DealEventAdapter
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """Where a record came from; bound to every log line about it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def of(cls, record: Any) -> RecordRef:
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=tuple(record.headers or ()),
+        )
+
+    def log_context(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    event: DealEvent
+    ref: RecordRef
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that cannot be applied. ``error`` is a short class, ``reason`` the detail."""
+
+    ref: RecordRef
+    error: str
+    reason: str
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def decode(record: Any, max_bytes: int) -> Incoming | Rejected:
+    ref = RecordRef.of(record)
+    raw = ref.value
+    if raw is None or not raw.strip():
+        return Rejected(ref, "empty_payload", "message has no payload")
+    if len(raw) > max_bytes:
+        return Rejected(ref, "oversized", f"payload of {len(raw)} bytes exceeds {max_bytes}")
+    try:
+        event = DealEventAdapter.validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            return Rejected(ref, "malformed_json", first["msg"])
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            kind = first.get("input", {})
+            kind = kind.get("type") if isinstance(kind, dict) else None
+            return Rejected(
+                ref,
+                "unknown_event_type",
+                f"event type {kind!r} is not one of {', '.join(DEAL_EVENT_TYPES)}",
+            )
+        return Rejected(ref, "schema_violation", _describe(exc))
+    if ref.key is not None and ref.key.decode(errors="replace") != event.subject:
+        return Rejected(
+            ref, "key_mismatch", f"record key {ref.key!r} differs from subject {event.subject!r}"
+        )
+    return Incoming(event, ref)

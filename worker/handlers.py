@@ -1,0 +1,227 @@
+"""The Kafka side of the worker: a FastStream app whose batch handler applies deal events.
+
+Flow per batch: decode and validate -> dead-letter what cannot be applied -> in one database
+transaction: lock the deals, drop already-applied event ids, merge, score, upsert, remember
+the event ids -> return, and only then FastStream commits the offsets (NACK_ON_ERROR: an
+exception rewinds the partitions instead, so the batch is consumed again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+
+from worker import store
+from worker.codec import Incoming, Rejected, decode
+from worker.engine import Framework, load_framework
+from worker.kafka_io import durable_producer, ensure_topics, send_all
+from worker.log import get_logger
+from worker.pipeline import BatchOutcome, apply_batch, rows_json
+from worker.settings import Settings
+
+T = TypeVar("T")
+
+# Failures that go away by themselves: retried with backoff, never dead-lettered.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    KafkaError,
+)
+
+
+async def retry_transient(op: Callable[[], Awaitable[T]], what: str, max_delay: float = 5.0) -> T:
+    delay = 0.1
+    while True:
+        try:
+            return await op()
+        except TRANSIENT as exc:
+            get_logger().warning(
+                "transient_failure", operation=what, error=repr(exc), retry_in=delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def dead_letter(rejected: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """The original bytes and headers, plus headers naming the error and where it came from."""
+    ref = rejected.ref
+    headers = [
+        *ref.headers,
+        ("dlq.error", rejected.error.encode()),
+        ("dlq.reason", rejected.reason.encode()[:4000]),
+        ("dlq.source.topic", ref.topic.encode()),
+        ("dlq.source.partition", str(ref.partition).encode()),
+        ("dlq.source.offset", str(ref.offset).encode()),
+    ]
+    return ref.key, ref.value or b"", headers
+
+
+class DealWorker:
+    """Resources of one worker process and its batch handler."""
+
+    def __init__(self, settings: Settings, framework: Framework | None = None) -> None:
+        self.settings = settings
+        self.framework = framework or load_framework(settings.framework_path)
+        self.pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.log = get_logger(component="deal-worker")
+
+    async def start(self) -> None:
+        s = self.settings
+        await ensure_topics(
+            s.kafka_bootstrap_servers, [s.deal_topic, s.deal_dlq_topic], s.topic_partitions
+        )
+        self.pool = await store.create_pool(s.database_url)
+        self.producer = durable_producer(s.kafka_bootstrap_servers)
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        if self.producer:
+            await self.producer.stop()
+        if self.pool:
+            await self.pool.close()
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
+        started = time.perf_counter()
+        decoded = [decode(r, self.settings.max_message_bytes) for r in records]
+        valid = [d for d in decoded if isinstance(d, Incoming)]
+        rejected = [d for d in decoded if isinstance(d, Rejected)]
+        await self._dead_letter(rejected)
+        outcome = await retry_transient(lambda: self._apply(valid), "apply_batch")
+        self._log_outcome(outcome, len(records), time.perf_counter() - started)
+        return outcome
+
+    async def _apply(self, valid: list[Incoming]) -> BatchOutcome:
+        assert self.pool is not None, "start() the worker first"
+        if not valid:
+            return BatchOutcome()
+        deal_ids = sorted({i.event.subject for i in valid})
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await store.lock_deals(conn, deal_ids)
+            seen = await store.seen_events(conn, [i.event.id for i in valid])
+            outcome = apply_batch(current, seen, valid, self.framework)
+            if outcome.states:
+                await store.upsert_deals(conn, rows_json(outcome))
+            await store.record_events(
+                conn,
+                [(i.event.id, i.event.subject, i.event.time, "applied") for i in outcome.applied]
+                + [(i.event.id, i.event.subject, i.event.time, "stale") for i in outcome.stale],
+            )
+            # Deterministic failures are dead-lettered before the commit: if the commit then
+            # fails, the batch is redone and they are dead-lettered again (same source offset).
+            await self._dead_letter(outcome.failed)
+        return outcome
+
+    async def _dead_letter(self, rejected: list[Rejected]) -> None:
+        if not rejected:
+            return
+        assert self.producer is not None
+        for r in rejected:
+            self.log.warning(
+                "event_rejected", error=r.error, reason=r.reason, **r.ref.log_context()
+            )
+        messages = [dead_letter(r) for r in rejected]
+        await retry_transient(
+            lambda: send_all(self.producer, self.settings.deal_dlq_topic, messages), "dead_letter"
+        )
+
+    def _log_outcome(self, outcome: BatchOutcome, size: int, seconds: float) -> None:
+        for item in outcome.applied:
+            score = outcome.scores[item.event.subject]
+            self.log.debug(
+                "event_applied",
+                deal_id=item.event.subject,
+                event_id=item.event.id,
+                event_type=item.event.type,
+                health=score.health.score,
+                probability=score.probability.probability,
+                **item.ref.log_context(),
+            )
+        for kind, items in (("duplicate", outcome.duplicates), ("stale", outcome.stale)):
+            for item in items:
+                self.log.info(
+                    f"event_{kind}",
+                    deal_id=item.event.subject,
+                    event_id=item.event.id,
+                    **item.ref.log_context(),
+                )
+        self.log.info(
+            "batch_applied",
+            records=size,
+            applied=len(outcome.applied),
+            duplicates=len(outcome.duplicates),
+            stale=len(outcome.stale),
+            failed=len(outcome.failed),
+            deals=len(outcome.states),
+            ms=round(seconds * 1000, 1),
+        )
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def _tolerant_parser(records: tuple[ConsumerRecord, ...], original: Callable) -> Any:
+    # FastStream decodes every header as UTF-8; one binary header must not wedge the partition.
+    try:
+        return await original(records)
+    except UnicodeDecodeError:
+        clean = tuple(
+            dataclasses.replace(r, headers=[(k, v) for k, v in r.headers if _utf8(v)])
+            for r in records
+        )
+        return await original(clean)
+
+
+async def _raw_records(message: Any) -> Any:
+    return message.raw_message  # we validate ourselves, record by record
+
+
+def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="revintel-worker")
+
+    @broker.subscriber(
+        settings.deal_topic,
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.batch_size,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=_tolerant_parser,
+        decoder=_raw_records,
+        title="deal-events",
+        description="CRM deal change events (CloudEvents envelope), key = deal id",
+    )
+    async def on_deal_events(records: Any) -> None:
+        await worker.handle_batch(records)
+
+    return broker
+
+
+def create_app(settings: Settings) -> FastStream:
+    worker = DealWorker(settings)
+    broker = create_broker(settings, worker)
+    app = FastStream(broker, title="revenue-intelligence worker")
+    app.on_startup(worker.start)
+    app.after_shutdown(worker.stop)
+    return app

@@ -1,0 +1,50 @@
+"""Runtime settings, read from environment variables (and a .env file) with local defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting can be overridden by ``REVINTEL_<NAME>``; the two connection strings also
+    by their conventional names ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REVINTEL_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        "postgresql://revintel:revintel@127.0.0.1:5432/revintel",
+        validation_alias=AliasChoices("DATABASE_URL", "REVINTEL_DATABASE_URL"),
+    )
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "REVINTEL_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    deal_topic: str = "crm.deal-events"
+    alerts_topic: str = "revintel.alerts"
+    forecasts_topic: str = "revintel.forecasts"
+    metrics_topic: str = "revintel.metrics"
+    topic_partitions: int = Field(3, ge=1, description="partitions for topics the worker creates")
+    consumer_group: str = "revintel-worker"
+    batch_size: int = Field(500, ge=1, le=10_000, description="max records per consumed batch")
+    batch_timeout_ms: int = Field(200, ge=1, description="max wait to fill a batch")
+    max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
+    framework_path: Path | None = Field(None, description="scoring framework file (TOML)")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def deal_dlq_topic(self) -> str:
+        return f"{self.deal_topic}.dlq"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

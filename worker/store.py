@@ -1,0 +1,104 @@
+"""PostgreSQL access for the worker: load deal states, write a batch's effects set-based."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from worker.merge import DealState
+
+# Columns of ``deals`` written from a merged, scored state (all but updated_at).
+_STATE_COLUMNS: dict[str, str] = {
+    "deal_id": "text",
+    "name": "text",
+    "company": "text",
+    "owner": "text",
+    "industry": "text",
+    "amount": "numeric",
+    "currency": "text",
+    "stage": "text",
+    "expected_close_date": "date",
+    "lead_score": "smallint",
+    "interactions": "integer",
+    "objections_handled": "integer",
+    "has_champion": "boolean",
+    "budget_confirmed": "boolean",
+    "decision_maker_engaged": "boolean",
+    "competitors": "text[]",
+    "last_activity_at": "timestamptz",
+    "close_date_pushes": "integer",
+    "created_at": "timestamptz",
+    "stage_entered_at": "timestamptz",
+    "closed_at": "timestamptz",
+    "last_event_id": "text",
+    "last_event_time": "timestamptz",
+}
+_SCORE_COLUMNS: dict[str, str] = {
+    "health_score": "smallint",
+    "health_category": "text",
+    "close_probability": "numeric",
+    "risk_factors": "jsonb",
+    "score_details": "jsonb",
+    "framework_version": "text",
+    "scored_at": "timestamptz",
+}
+_ALL = {**_STATE_COLUMNS, **_SCORE_COLUMNS}
+_COLS = ", ".join(_ALL)
+_RECORDSET = ", ".join(f"{c} {t}" for c, t in _ALL.items())
+_UPDATES = ",\n    ".join(f"{c} = EXCLUDED.{c}" for c in _ALL if c != "deal_id")
+
+UPSERT_DEALS = f"""
+INSERT INTO deals ({_COLS})
+SELECT {_COLS}
+FROM jsonb_to_recordset($1::jsonb) AS r({_RECORDSET})
+ON CONFLICT (deal_id) DO UPDATE SET
+    {_UPDATES}
+"""
+
+RECORD_EVENTS = """
+INSERT INTO applied_events (event_id, deal_id, event_time, outcome)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def _state(record: asyncpg.Record) -> DealState:
+    data = {c: record[c] for c in _STATE_COLUMNS}
+    data["competitors"] = tuple(data["competitors"] or ())
+    return DealState.model_validate(data)
+
+
+async def create_pool(database_url: str) -> asyncpg.Pool:
+    return await asyncpg.create_pool(database_url, min_size=1, max_size=4, command_timeout=60)
+
+
+async def lock_deals(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, DealState]:
+    """Current state of these deals, row-locked until the transaction ends (a rebalance may
+    briefly give two workers the same partition; the lock orders their writes)."""
+    rows = await conn.fetch(
+        f"SELECT {', '.join(_STATE_COLUMNS)} FROM deals WHERE deal_id = ANY($1::text[]) "
+        "ORDER BY deal_id FOR UPDATE",
+        list(deal_ids),
+    )
+    return {r["deal_id"]: _state(r) for r in rows}
+
+
+async def seen_events(conn: asyncpg.Connection, event_ids: Sequence[str]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT event_id FROM applied_events WHERE event_id = ANY($1::text[])", list(event_ids)
+    )
+    return {r["event_id"] for r in rows}
+
+
+async def upsert_deals(conn: asyncpg.Connection, rows_json: str) -> None:
+    await conn.execute(UPSERT_DEALS, rows_json)
+
+
+async def record_events(
+    conn: asyncpg.Connection, events: Sequence[tuple[str, str, datetime, str]]
+) -> None:
+    if events:
+        ids, deals, times, outcomes = zip(*events, strict=True)
+        await conn.execute(RECORD_EVENTS, list(ids), list(deals), list(times), list(outcomes))
