@@ -28,7 +28,13 @@ def event(
 
 
 def created(deal: str, day: float = 0, **fields: Any) -> DealEvent:
-    data = {"name": f"Deal {deal}", "company": "Acme", "owner": "Ana", "amount": 10_000,
-            "stage": "prospecting", "industry": "technology"}
+    data = {
+        "name": f"Deal {deal}",
+        "company": "Acme",
+        "owner": "Ana",
+        "amount": 10_000,
+        "stage": "prospecting",
+        "industry": "technology",
+    }
     data.update(fields)
     return event(deal, "created", data, day)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -80,6 +81,7 @@ class DealWorker:
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.log = get_logger(component="deal-worker")
+        self.stats: Counter[str] = Counter()  # running totals since start
 
     async def start(self) -> None:
         s = self.settings
@@ -103,6 +105,14 @@ class DealWorker:
         rejected = [d for d in decoded if isinstance(d, Rejected)]
         await self._dead_letter(rejected)
         outcome = await retry_transient(lambda: self._apply(valid), "apply_batch")
+        self.stats.update(
+            batches=1,
+            consumed=len(records),
+            applied=len(outcome.applied),
+            duplicates=len(outcome.duplicates),
+            stale=len(outcome.stale),
+            dead_lettered=len(rejected) + len(outcome.failed),
+        )
         self._log_outcome(outcome, len(records), time.perf_counter() - started)
         return outcome
 

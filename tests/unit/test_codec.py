@@ -7,8 +7,9 @@ from worker.codec import Incoming, Rejected, decode
 
 
 def record(value, key=b"D1", headers=()):
-    return SimpleNamespace(topic="t", partition=2, offset=41, key=key, value=value,
-                           headers=list(headers))
+    return SimpleNamespace(
+        topic="t", partition=2, offset=41, key=key, value=value, headers=list(headers)
+    )
 
 
 def test_valid_record_decodes():

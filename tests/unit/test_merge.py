@@ -45,8 +45,9 @@ def test_activity_counts_and_never_moves_last_activity_back():
     s = fold(
         created("D1"),
         event("D1", "activity_logged", {"kind": "call", "objection_handled": True}, day=4),
-        event("D1", "activity_logged", {"kind": "email", "occurred_at": "2026-03-03T00:00:00Z"},
-              day=5),
+        event(
+            "D1", "activity_logged", {"kind": "email", "occurred_at": "2026-03-03T00:00:00Z"}, day=5
+        ),
     )
     assert (s.interactions, s.objections_handled) == (2, 1)
     assert s.last_activity_at == T0 + timedelta(days=4)

@@ -14,8 +14,10 @@ def parse(**overrides):
 
 
 def test_created_event_parses_with_typed_fields():
-    ev = parse(type="deal.created", data={"amount": "1200.50", "stage": "proposal",
-                                          "expected_close_date": "2026-05-01"})
+    ev = parse(
+        type="deal.created",
+        data={"amount": "1200.50", "stage": "proposal", "expected_close_date": "2026-05-01"},
+    )
     assert ev.data.stage is DealStage.proposal
     assert str(ev.data.amount) == "1200.50"
 

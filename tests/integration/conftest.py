@@ -1,0 +1,218 @@
+"""Real PostgreSQL and Kafka for integration tests.
+
+Services come from the environment (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS; defaults are what
+`scripts/services.sh up` starts); failing that, from testcontainers where a Docker engine is
+reachable; failing that, the tests fail and say how to start them. They never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.deal_events import DealEvent
+from worker.handlers import DealWorker, create_broker
+from worker.migrate import migrate
+from worker.settings import Settings
+
+HINT = (
+    "start them with `bash scripts/services.sh up` (installs and runs PostgreSQL and a KRaft "
+    "Kafka broker locally), or point DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS at running ones"
+)
+
+
+@dataclass(frozen=True)
+class Services:
+    database_url: str
+    bootstrap: str
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_reachable() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
+def _from_testcontainers() -> tuple[Services, list]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    pg = PostgresContainer(
+        "postgres:16", username="revintel", password="revintel", dbname="revintel", driver=None
+    ).start()
+    kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft().start()
+    return Services(pg.get_connection_url(), kafka.get_bootstrap_server()), [pg, kafka]
+
+
+@pytest.fixture(scope="session")
+def services() -> Services:
+    settings = Settings()
+    db = urlsplit(settings.database_url)
+    host, port = settings.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)
+    db_up = _port_open(db.hostname or "127.0.0.1", db.port or 5432)
+    kafka_up = _port_open(host, int(port))
+    if db_up and kafka_up:
+        yield Services(settings.database_url, settings.kafka_bootstrap_servers)
+        return
+    if _docker_reachable():
+        found, containers = _from_testcontainers()
+        yield found
+        for c in containers:
+            c.stop()
+        return
+    missing = [
+        name
+        for name, up in (
+            ("PostgreSQL at " + settings.database_url, db_up),
+            ("Kafka at " + settings.kafka_bootstrap_servers, kafka_up),
+        )
+        if not up
+    ]
+    pytest.fail(f"{' and '.join(missing)} not reachable: {HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+async def database_url(services: Services) -> AsyncIterator[str]:
+    """A fresh database for this test session, migrated, dropped afterwards."""
+    name = f"revintel_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(services.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(services.database_url)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    await migrate(url)
+    yield url
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
+    yield pool
+    await pool.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def settings(services: Services, database_url: str) -> Settings:
+    """Settings with a topic and consumer group of this test's own."""
+    return Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=services.bootstrap,
+        deal_topic=unique("test.deal-events"),
+        consumer_group=unique("test-group"),
+        batch_size=50,
+        batch_timeout_ms=50,
+    )
+
+
+@pytest.fixture
+async def start_worker() -> AsyncIterator[Callable[[Settings], Awaitable[DealWorker]]]:
+    """Start in-process workers (real consumer group, real database); stopped at teardown."""
+    running = []
+
+    async def start(s: Settings) -> DealWorker:
+        worker = DealWorker(s)
+        broker = create_broker(s, worker)
+        await worker.start()
+        await broker.start()
+        running.append((broker, worker))
+        return worker
+
+    yield start
+    for broker, worker in reversed(running):
+        await broker.stop()
+        await worker.stop()
+
+
+@pytest.fixture
+async def producer(services: Services) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=services.bootstrap, acks="all")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, events: list[DealEvent]) -> None:
+    for e in events:
+        await producer.send_and_wait(topic, e.model_dump_json().encode(), key=e.subject.encode())
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.2)
+
+
+async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed offsets at the end of every partition of ``topic``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer.force_metadata_update()  # first call may not know the topic yet
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        return bool(partitions) and all(
+            tp in committed and committed[tp].offset >= end for tp, end in ends.items()
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def read_topic(bootstrap: str, topic: str, count: int, within: float = 30.0) -> list:
+    """Read ``count`` records of a topic from the beginning (fails if fewer arrive)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list = []
+    try:
+        async with asyncio.timeout(within):
+            while len(records) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for recs in batch.values():
+                    records.extend(recs)
+    except TimeoutError:
+        raise AssertionError(f"only {len(records)} of {count} records on {topic}") from None
+    finally:
+        await consumer.stop()
+    return records

@@ -1,0 +1,206 @@
+"""The worker against real Kafka and PostgreSQL: events in, scored rows out."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from worker.engine import load_framework, score_deal
+
+from schemas.deal_events import DealStage
+from tests.factories import created, event
+from tests.integration.conftest import (
+    eventually,
+    group_caught_up,
+    publish,
+    read_topic,
+    unique,
+)
+from worker.merge import apply_event
+from worker.pipeline import facts_of
+
+pytestmark = pytest.mark.integration
+
+
+def expected_state(events):
+    state = None
+    for e in events:
+        state = apply_event(state, e) or state
+    return state
+
+
+async def deal_rows(db, prefix):
+    return {
+        r["deal_id"]: r
+        for r in await db.fetch(
+            "SELECT * FROM deals WHERE deal_id LIKE $1 || '%' ORDER BY deal_id", prefix
+        )
+    }
+
+
+async def test_events_are_merged_scored_and_written(settings, start_worker, producer, db):
+    p = unique("W")
+    a, b = f"{p}-A", f"{p}-B"
+    events = [
+        created(a, amount=40_000, expected_close_date="2026-04-20"),
+        created(b, amount=9_000, expected_close_date="2026-04-01"),
+        event(a, "stage_changed", {"stage": "qualification", "budget_confirmed": True}, day=4),
+        event(a, "activity_logged", {"kind": "call"}, day=6),
+        event(b, "activity_logged", {"kind": "email"}, day=1),
+        event(a, "updated", {"expected_close_date": "2026-05-10"}, day=8),
+        event(b, "closed_won", {"amount": 9_500}, day=10),
+    ]
+    await start_worker(settings)
+    await publish(producer, settings.deal_topic, events)
+
+    async def both_final():
+        rows = await deal_rows(db, p)
+        return (
+            len(rows) == 2
+            and rows[a]["last_event_id"] == events[5].id
+            and rows[b]["stage"] == "closed_won"
+        )
+
+    await eventually(both_final)
+    rows = await deal_rows(db, p)
+    framework = load_framework()
+    for deal in (a, b):
+        state = expected_state([e for e in events if e.subject == deal])
+        score = score_deal(facts_of(state), state.last_event_time, framework)
+        row = rows[deal]
+        assert row["health_score"] == score.health.score
+        assert row["health_category"] == score.health.category
+        assert float(row["close_probability"]) == pytest.approx(
+            score.probability.probability, abs=0.01
+        )
+        assert row["framework_version"] == framework.version
+        assert row["scored_at"] == state.last_event_time
+    assert rows[a]["stage"] == DealStage.qualification
+    assert rows[a]["interactions"] == 1 and rows[a]["close_date_pushes"] == 1
+    assert rows[a]["budget_confirmed"] is True
+    assert rows[b]["amount"] == Decimal("9500.00")
+    assert float(rows[b]["close_probability"]) == 100.0
+    applied = await db.fetchval(
+        "SELECT count(*) FROM applied_events WHERE deal_id LIKE $1 || '%'", p
+    )
+    assert applied == len(events)
+
+
+async def test_invalid_messages_are_dead_lettered_and_valid_ones_still_land(
+    settings, start_worker, producer, db
+):
+    p = unique("X")
+    good = [created(f"{p}-{i}", amount=1000 * (i + 1)) for i in range(3)]
+    await start_worker(settings)
+    topic = settings.deal_topic
+    await producer.send_and_wait(topic, b"{definitely not json", key=b"junk")
+    await publish(producer, topic, good[:1])
+    bad_amount = created(f"{p}-neg").model_dump(mode="json")
+    bad_amount["data"]["amount"] = -5
+    import json
+
+    await producer.send_and_wait(topic, json.dumps(bad_amount).encode(), key=f"{p}-neg".encode())
+    await producer.send_and_wait(
+        topic, b'{"type": "deal.teleported", "id": "z"}', key=b"z", headers=[("trace", b"t-1")]
+    )
+    await publish(producer, topic, good[1:])
+
+    async def good_ones_landed():
+        return len(await deal_rows(db, p)) == 3
+
+    await eventually(good_ones_landed)
+    assert set(await deal_rows(db, p)) == {e.subject for e in good}
+    dead = await read_topic(settings.kafka_bootstrap_servers, settings.deal_dlq_topic, 3)
+    by_error = {dict(r.headers)["dlq.error"].decode(): r for r in dead}
+    assert set(by_error) == {"malformed_json", "schema_violation", "unknown_event_type"}
+    assert by_error["malformed_json"].value == b"{definitely not json"
+    violation = dict(by_error["schema_violation"].headers)
+    assert b"amount" in violation["dlq.reason"]
+    assert violation["dlq.source.topic"].decode() == topic
+    unknown = dict(by_error["unknown_event_type"].headers)
+    assert unknown["trace"] == b"t-1"  # original headers travel along
+    assert b"deal.teleported" in unknown["dlq.reason"]
+
+
+async def test_redelivery_and_full_replay_give_the_same_state(settings, start_worker, producer, db):
+    p = unique("R")
+    events = [
+        created(f"{p}-1", amount=25_000),
+        event(f"{p}-1", "stage_changed", {"stage": "proposal"}, day=3),
+        event(f"{p}-1", "activity_logged", {"kind": "meeting"}, day=5),
+        created(f"{p}-2", amount=7_000),
+        event(f"{p}-2", "closed_lost", {"reason": "budget"}, day=2),
+    ]
+    await start_worker(settings)
+    await publish(producer, settings.deal_topic, events)
+
+    async def applied(n):
+        async def check():
+            return (
+                await db.fetchval(
+                    "SELECT count(*) FROM applied_events WHERE deal_id LIKE $1 || '%'", p
+                )
+                == n
+            )
+
+        return check
+
+    await eventually(await applied(len(events)))
+    snapshot = await deal_rows(db, p)
+
+    # The same events delivered again (a producer retry, a CRM resending its webhooks).
+    await publish(producer, settings.deal_topic, events)
+    marker = created(f"{p}-3")  # processed after the duplicates: proves they were consumed
+    await publish(producer, settings.deal_topic, [marker])
+    await eventually(await applied(len(events) + 1))
+
+    assert await group_caught_up(
+        settings.kafka_bootstrap_servers, settings.consumer_group, settings.deal_topic
+    )
+
+    after_redelivery = await deal_rows(db, p)
+    for deal_id, row in snapshot.items():
+        assert dict(after_redelivery[deal_id]) == dict(row), f"{deal_id} changed on redelivery"
+
+    # Wipe these deals and replay the whole topic from the beginning with a new group.
+    await db.execute("DELETE FROM deals WHERE deal_id LIKE $1 || '%'", p)
+    await db.execute("DELETE FROM applied_events WHERE deal_id LIKE $1 || '%'", p)
+    replay = settings.model_copy(update={"consumer_group": unique("replay")})
+    replayer = await start_worker(replay)
+
+    async def replay_caught_up():
+        return await group_caught_up(
+            replay.kafka_bootstrap_servers, replay.consumer_group, replay.deal_topic
+        )
+
+    await eventually(replay_caught_up)
+    assert replayer.stats["consumed"] == 2 * len(events) + 1
+    assert replayer.stats["applied"] == len(events) + 1
+    assert replayer.stats["duplicates"] == len(events)
+    replayed = await deal_rows(db, p)
+    assert set(replayed) == set(after_redelivery)
+    for deal_id, row in after_redelivery.items():
+        # updated_at is the database's bookkeeping clock; everything else must match
+        want = {k: v for k, v in dict(row).items() if k != "updated_at"}
+        got = {k: v for k, v in dict(replayed[deal_id]).items() if k != "updated_at"}
+        assert got == want, f"{deal_id} differs after replay"
+    assert replayed[f"{p}-1"]["interactions"] == 1
+
+
+async def test_stale_event_does_not_overwrite_newer_state(settings, start_worker, producer, db):
+    d = unique("S")
+    newer = event(d, "updated", {"amount": 30_000}, day=5)
+    older = event(d, "updated", {"amount": 1}, day=2)
+    await start_worker(settings)
+    await publish(producer, settings.deal_topic, [created(d, amount=100), newer, older])
+
+    async def seen_all():
+        return await db.fetchval("SELECT count(*) FROM applied_events WHERE deal_id = $1", d) == 3
+
+    await eventually(seen_all)
+    row = (await deal_rows(db, d))[d]
+    assert row["amount"] == Decimal("30000.00") and row["last_event_id"] == newer.id
+    assert (
+        await db.fetchval("SELECT outcome FROM applied_events WHERE event_id = $1", older.id)
+        == "stale"
+    )
