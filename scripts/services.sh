@@ -125,7 +125,7 @@ parse_database_url() {
     PG_USER="$(printf '%b' "${PG_USER//%/\\x}")"
     PG_PASSWORD="$(printf '%b' "${PG_PASSWORD//%/\\x}")"
     PG_DB="$(printf '%b' "${PG_DB//%/\\x}")"
-    PG_URL_SAFE="${DATABASE_URL/:${BASH_REMATCH[4]}@/:***@}"
+    PG_URL_SAFE="${DATABASE_URL/":${BASH_REMATCH[4]}@"/:***@}"
 }
 
 # Directory with the newest PostgreSQL server binaries (or the version of an existing cluster).
@@ -274,7 +274,7 @@ pg_initdb() {
     if locale -a 2>/dev/null | grep -qiE '^c\.utf-?8$'; then
         locale="C.UTF-8"
     fi
-    log "initdb $PG_DATA (PostgreSQL $("$PG_BIN/postgres" -V | awk '{print $NF}'), locale $locale)"
+    log "initdb $PG_DATA (PostgreSQL $("$PG_BIN/postgres" -V | awk '{print $3}'), locale $locale)"
     mkdir -p "$PG_DATA"
     chmod 700 "$PG_DATA"
     is_root && chown postgres: "$PG_DATA"
@@ -543,9 +543,11 @@ kafka_resolve_libs() {
     t0=$(now)
     log "resolving Kafka broker jars from Maven Central (services/kafka/pom.xml -> $KAFKA_LIBS)"
     rm -rf "$KAFKA_LIBS.tmp"
-    mvn -B -q -Dstyle.color=never -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$KAFKA_LIBS.tmp" >&2 ||
-        die "Maven could not resolve services/kafka/pom.xml (see the output above)"
+    if ! mvn -B -q -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$KAFKA_LIBS.tmp" >"$KAFKA_DIR/maven.log" 2>&1; then
+        tail -n 40 "$KAFKA_DIR/maven.log" >&2
+        die "Maven could not resolve services/kafka/pom.xml (output above, full log: $KAFKA_DIR/maven.log)"
+    fi
     compgen -G "$KAFKA_LIBS.tmp/kafka_2.13-*.jar" >/dev/null ||
         die "Maven finished but no kafka_2.13 jar in $KAFKA_LIBS.tmp"
     printf '%s\n' "$hash" >"$KAFKA_LIBS.tmp/.pom.sha256"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -180,6 +181,68 @@ def show(
             risks[0] if risks else "",
         )
     console.print(table)
+
+
+alerts_app = typer.Typer(help="Watch the alerts topic.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("tail")
+def alerts_tail(
+    from_beginning: Annotated[bool, typer.Option(help="start at the oldest alert")] = False,
+    json_lines: Annotated[bool, typer.Option("--json", help="print raw JSON lines")] = False,
+    limit: Annotated[int, typer.Option(help="stop after this many alerts (0: never)")] = 0,
+    idle_exit: Annotated[
+        float, typer.Option(help="stop after this many idle seconds (0: never)")
+    ] = 0.0,
+) -> None:
+    """Print alerts as they arrive: an example consumer, deduplicating by alert id."""
+    from aiokafka import AIOKafkaConsumer
+
+    from schemas.alerts import DealAlert
+
+    settings = get_settings()
+    colours = {"at_risk": "yellow", "escalated": "red", "resolved": "green"}
+
+    async def main() -> None:
+        consumer = AIOKafkaConsumer(
+            settings.alerts_topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
+        await consumer.start()
+        seen: set[str] = set()
+        last = time.monotonic()
+        try:
+            while not limit or len(seen) < limit:
+                batch = await consumer.getmany(timeout_ms=500)
+                records = [r for recs in batch.values() for r in recs]
+                if not records and idle_exit and time.monotonic() - last > idle_exit:
+                    return
+                for record in records:
+                    last = time.monotonic()
+                    alert = DealAlert.model_validate_json(record.value)
+                    if alert.alert_id in seen:
+                        continue  # redelivered: same id, already handled
+                    seen.add(alert.alert_id)
+                    if json_lines:
+                        print(record.value.decode(), flush=True)
+                        continue
+                    colour = colours[alert.kind]
+                    console.print(
+                        f"[{colour}]{alert.kind:>9}[/] {alert.occurred_at:%Y-%m-%d %H:%M} "
+                        f"{alert.deal_id} {alert.name or ''} ({alert.company or '?'}) "
+                        f"{float(alert.value or 0):,.0f} {alert.currency} "
+                        f"health {alert.health_score} {alert.health_category}, "
+                        f"P(close) {alert.close_probability:.0f}%: {'; '.join(alert.reasons)}",
+                        highlight=False,
+                    )
+        finally:
+            await consumer.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
 
 
 @app.command("export-schemas")

@@ -8,16 +8,16 @@ exception rewinds the partitions instead, so the batch is consumed again).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import os
+import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import KafkaError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 
@@ -26,36 +26,10 @@ from worker.codec import Incoming, Rejected, decode
 from worker.engine import Framework, load_framework
 from worker.kafka_io import durable_producer, ensure_topics, send_all
 from worker.log import get_logger
-from worker.pipeline import BatchOutcome, apply_batch, rows_json
+from worker.outbox import OutboxRelay
+from worker.pipeline import BatchOutcome, apply_batch, outbox_json, rows_json
+from worker.retry import retry_transient
 from worker.settings import Settings
-
-T = TypeVar("T")
-
-# Failures that go away by themselves: retried with backoff, never dead-lettered.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    KafkaError,
-)
-
-
-async def retry_transient(op: Callable[[], Awaitable[T]], what: str, max_delay: float = 5.0) -> T:
-    delay = 0.1
-    while True:
-        try:
-            return await op()
-        except TRANSIENT as exc:
-            get_logger().warning(
-                "transient_failure", operation=what, error=repr(exc), retry_in=delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
 
 
 def dead_letter(rejected: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
@@ -80,19 +54,28 @@ class DealWorker:
         self.framework = framework or load_framework(settings.framework_path)
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
         self.log = get_logger(component="deal-worker")
         self.stats: Counter[str] = Counter()  # running totals since start
 
     async def start(self) -> None:
         s = self.settings
         await ensure_topics(
-            s.kafka_bootstrap_servers, [s.deal_topic, s.deal_dlq_topic], s.topic_partitions
+            s.kafka_bootstrap_servers,
+            [s.deal_topic, s.deal_dlq_topic, s.alerts_topic],
+            s.topic_partitions,
         )
         self.pool = await store.create_pool(s.database_url)
         self.producer = durable_producer(s.kafka_bootstrap_servers)
         await self.producer.start()
+        self.relay = OutboxRelay(
+            self.pool, self.producer, s.alerts_topic, poll_seconds=s.outbox_poll_seconds
+        )
+        self.relay.start()  # first thing: publish what a previous run committed but did not send
 
     async def stop(self) -> None:
+        if self.relay:
+            await self.relay.stop()
         if self.producer:
             await self.producer.stop()
         if self.pool:
@@ -105,6 +88,12 @@ class DealWorker:
         rejected = [d for d in decoded if isinstance(d, Rejected)]
         await self._dead_letter(rejected)
         outcome = await retry_transient(lambda: self._apply(valid), "apply_batch")
+        if outcome.alerts:
+            if self.settings.crash_point == "after_commit":
+                # test hook: die between the database commit and the alert publish
+                os.kill(os.getpid(), signal.SIGKILL)
+            assert self.relay is not None
+            self.relay.nudge()
         self.stats.update(
             batches=1,
             consumed=len(records),
@@ -112,6 +101,7 @@ class DealWorker:
             duplicates=len(outcome.duplicates),
             stale=len(outcome.stale),
             dead_lettered=len(rejected) + len(outcome.failed),
+            alerts=len(outcome.alerts),
         )
         self._log_outcome(outcome, len(records), time.perf_counter() - started)
         return outcome
@@ -127,6 +117,8 @@ class DealWorker:
             outcome = apply_batch(current, seen, valid, self.framework)
             if outcome.states:
                 await store.upsert_deals(conn, rows_json(outcome))
+            if outcome.alerts:
+                await store.insert_alerts(conn, outbox_json(outcome))
             await store.record_events(
                 conn,
                 [(i.event.id, i.event.subject, i.event.time, "applied") for i in outcome.applied]
@@ -178,6 +170,7 @@ class DealWorker:
             stale=len(outcome.stale),
             failed=len(outcome.failed),
             deals=len(outcome.states),
+            alerts=len(outcome.alerts),
             ms=round(seconds * 1000, 1),
         )
 

@@ -1,8 +1,9 @@
-"""One consumed batch, from validated events to the rows to write. Pure: no I/O, no clock.
+"""One consumed batch, from validated events to the rows and alerts to write. Pure: no I/O.
 
 Events are applied in record order (one deal's events share a partition, so that order is the
-CRM's). Each deal touched by the batch is scored once, on its final state, with "now" = the
-time of the last event applied to it.
+CRM's). A deal is scored after every event applied to it, with "now" = that event's time, and
+its alert level re-evaluated, so each transition raises its alert even when several events of
+one deal arrive in the same batch. The stored scores are those after the deal's last event.
 """
 
 from __future__ import annotations
@@ -12,15 +13,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.alerts import AlertCause, AlertState, DealAlert
+from worker.alerts import AlertRules, AlertTrack, Transition, alert_id, evaluate
 from worker.codec import Incoming, Rejected
 from worker.engine import DealFacts, DealScore, Framework, score_deal
 from worker.merge import DealState, apply_event
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDeal:
+    state: DealState
+    track: AlertTrack
 
 
 @dataclass(slots=True)
 class BatchOutcome:
     states: dict[str, DealState] = field(default_factory=dict)  # changed deals, final state
     scores: dict[str, DealScore] = field(default_factory=dict)
+    tracks: dict[str, AlertTrack] = field(default_factory=dict)
+    alerts: list[DealAlert] = field(default_factory=list)
     applied: list[Incoming] = field(default_factory=list)
     stale: list[Incoming] = field(default_factory=list)
     duplicates: list[Incoming] = field(default_factory=list)
@@ -47,13 +58,54 @@ def facts_of(state: DealState) -> DealFacts:
     )
 
 
+def alert_rules(framework: Framework) -> AlertRules:
+    return AlertRules(
+        value_threshold=framework.alerts.value_threshold,
+        drop_points=framework.alerts.probability_drop_points,
+    )
+
+
+def build_alert(
+    state: DealState, score: DealScore, change: Transition, item: Incoming
+) -> DealAlert:
+    event = item.event
+    prev = change.previous
+    return DealAlert(
+        alert_id=alert_id(state.deal_id, event.id, change.kind),
+        kind=change.kind,
+        level=change.level,
+        deal_id=state.deal_id,
+        name=state.name,
+        company=state.company,
+        owner=state.owner,
+        value=state.amount,
+        currency=state.currency,
+        stage=state.stage.value,
+        health_score=score.health.score,
+        health_category=score.health.category,
+        close_probability=round(score.probability.probability, 2),
+        risk_factors=list(score.health.risk_factors),
+        reasons=list(change.reasons),
+        previous=AlertState(
+            level=prev.level,
+            health_score=prev.health_score,
+            health_category=prev.health_category,
+            close_probability=prev.close_probability,
+        ),
+        caused_by=AlertCause(event_id=event.id, event_type=event.type, event_time=event.time),
+        occurred_at=event.time,
+        framework_version=score.framework_version,
+    )
+
+
 def apply_batch(
-    current: Mapping[str, DealState],
+    current: Mapping[str, StoredDeal],
     seen_event_ids: set[str],
     incoming: Iterable[Incoming],
     framework: Framework,
 ) -> BatchOutcome:
     out = BatchOutcome()
+    rules = alert_rules(framework)
     seen = set(seen_event_ids)
     for item in incoming:
         event = item.event
@@ -62,23 +114,39 @@ def apply_batch(
             continue
         seen.add(event.id)
         deal_id = event.subject
-        before = out.states.get(deal_id) or current.get(deal_id)
+        stored = current.get(deal_id)
+        before = out.states.get(deal_id) or (stored.state if stored else None)
+        track = out.tracks.get(deal_id) or (stored.track if stored else AlertTrack())
         try:
             after = apply_event(before, event)
+            if after is None:
+                out.stale.append(item)
+                continue
+            score = score_deal(facts_of(after), after.last_event_time, framework)
+            new_track, change = evaluate(
+                track,
+                rules,
+                stage=after.stage,
+                value=after.amount,
+                currency=after.currency,
+                health_score=score.health.score,
+                health_category=score.health.category,
+                probability=score.probability.probability,
+            )
+            alert = build_alert(after, score, change, item) if change else None
         except Exception as exc:  # a bug or an impossible combination: dead-letter, go on
             out.failed.append(Rejected(item.ref, "processing_failed", repr(exc)))
             continue
-        if after is None:
-            out.stale.append(item)
-        else:
-            out.states[deal_id] = after
-            out.applied.append(item)
-    for deal_id, state in out.states.items():
-        out.scores[deal_id] = score_deal(facts_of(state), state.last_event_time, framework)
+        out.states[deal_id] = after
+        out.scores[deal_id] = score
+        out.tracks[deal_id] = new_track
+        out.applied.append(item)
+        if alert:
+            out.alerts.append(alert)
     return out
 
 
-def deal_row(state: DealState, score: DealScore) -> dict[str, Any]:
+def deal_row(state: DealState, score: DealScore, track: AlertTrack) -> dict[str, Any]:
     """The ``deals`` row for a scored state, JSON-ready (for ``jsonb_to_recordset``)."""
     row = state.model_dump(mode="json")
     row["competitors"] = list(state.competitors)
@@ -92,8 +160,29 @@ def deal_row(state: DealState, score: DealScore) -> dict[str, Any]:
     }
     row["framework_version"] = score.framework_version
     row["scored_at"] = row["last_event_time"]
+    row["alert_level"] = track.level
+    row["alert_ref_probability"] = (
+        None if track.ref_probability is None else round(track.ref_probability, 2)
+    )
     return row
 
 
 def rows_json(outcome: BatchOutcome) -> str:
-    return json.dumps([deal_row(s, outcome.scores[d]) for d, s in outcome.states.items()])
+    return json.dumps(
+        [deal_row(s, outcome.scores[d], outcome.tracks[d]) for d, s in outcome.states.items()]
+    )
+
+
+def outbox_json(outcome: BatchOutcome) -> str:
+    return json.dumps(
+        [
+            {
+                "alert_id": a.alert_id,
+                "deal_id": a.deal_id,
+                "kind": a.kind,
+                "payload": a.model_dump(mode="json"),
+                "occurred_at": a.occurred_at.isoformat(),
+            }
+            for a in outcome.alerts
+        ]
+    )

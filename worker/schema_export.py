@@ -7,10 +7,12 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from schemas.alerts import DealAlert
 from schemas.deal_events import DealEvent
 
 CONTRACTS: dict[str, TypeAdapter] = {
     "deal-event": TypeAdapter(DealEvent),
+    "deal-alert": TypeAdapter(DealAlert),
 }
 
 

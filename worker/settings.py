@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     batch_timeout_ms: int = Field(200, ge=1, description="max wait to fill a batch")
     max_message_bytes: int = Field(256 * 1024, ge=1024, description="larger payloads are rejected")
     framework_path: Path | None = Field(None, description="scoring framework file (TOML)")
+    outbox_poll_seconds: float = Field(1.0, gt=0, description="relay poll interval")
+    crash_point: str | None = Field(
+        None, description="test hook: 'after_commit' kills the worker before alerts publish"
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -7,7 +7,9 @@ from datetime import datetime
 
 import asyncpg
 
+from worker.alerts import AlertTrack
 from worker.merge import DealState
+from worker.pipeline import StoredDeal
 
 # Columns of ``deals`` written from a merged, scored state (all but updated_at).
 _STATE_COLUMNS: dict[str, str] = {
@@ -44,7 +46,8 @@ _SCORE_COLUMNS: dict[str, str] = {
     "framework_version": "text",
     "scored_at": "timestamptz",
 }
-_ALL = {**_STATE_COLUMNS, **_SCORE_COLUMNS}
+_ALERT_COLUMNS: dict[str, str] = {"alert_level": "text", "alert_ref_probability": "numeric"}
+_ALL = {**_STATE_COLUMNS, **_SCORE_COLUMNS, **_ALERT_COLUMNS}
 _COLS = ", ".join(_ALL)
 _RECORDSET = ", ".join(f"{c} {t}" for c, t in _ALL.items())
 _UPDATES = ",\n    ".join(f"{c} = EXCLUDED.{c}" for c in _ALL if c != "deal_id")
@@ -64,25 +67,41 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 
-def _state(record: asyncpg.Record) -> DealState:
+_LOAD_COLUMNS = ", ".join(
+    [*_STATE_COLUMNS, *_ALERT_COLUMNS, "health_score", "health_category", "close_probability"]
+)
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _stored(record: asyncpg.Record) -> StoredDeal:
     data = {c: record[c] for c in _STATE_COLUMNS}
     data["competitors"] = tuple(data["competitors"] or ())
-    return DealState.model_validate(data)
+    track = AlertTrack(
+        level=record["alert_level"],
+        ref_probability=_optional_float(record["alert_ref_probability"]),
+        health_score=record["health_score"],
+        health_category=record["health_category"],
+        close_probability=_optional_float(record["close_probability"]),
+    )
+    return StoredDeal(DealState.model_validate(data), track)
 
 
 async def create_pool(database_url: str) -> asyncpg.Pool:
     return await asyncpg.create_pool(database_url, min_size=1, max_size=4, command_timeout=60)
 
 
-async def lock_deals(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, DealState]:
+async def lock_deals(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, StoredDeal]:
     """Current state of these deals, row-locked until the transaction ends (a rebalance may
     briefly give two workers the same partition; the lock orders their writes)."""
     rows = await conn.fetch(
-        f"SELECT {', '.join(_STATE_COLUMNS)} FROM deals WHERE deal_id = ANY($1::text[]) "
+        f"SELECT {_LOAD_COLUMNS} FROM deals WHERE deal_id = ANY($1::text[]) "
         "ORDER BY deal_id FOR UPDATE",
         list(deal_ids),
     )
-    return {r["deal_id"]: _state(r) for r in rows}
+    return {r["deal_id"]: _stored(r) for r in rows}
 
 
 async def seen_events(conn: asyncpg.Connection, event_ids: Sequence[str]) -> set[str]:
@@ -102,3 +121,16 @@ async def record_events(
     if events:
         ids, deals, times, outcomes = zip(*events, strict=True)
         await conn.execute(RECORD_EVENTS, list(ids), list(deals), list(times), list(outcomes))
+
+
+INSERT_OUTBOX = """
+INSERT INTO alert_outbox (alert_id, deal_id, kind, payload, occurred_at)
+SELECT alert_id, deal_id, kind, payload, occurred_at
+FROM jsonb_to_recordset($1::jsonb)
+    AS r(alert_id uuid, deal_id text, kind text, payload jsonb, occurred_at timestamptz)
+ON CONFLICT (alert_id) DO NOTHING
+"""
+
+
+async def insert_alerts(conn: asyncpg.Connection, outbox_json: str) -> None:
+    await conn.execute(INSERT_OUTBOX, outbox_json)

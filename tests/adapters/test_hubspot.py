@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from schemas.deal_events import DealStage
+from worker.adapters import DELETED_REASON, AdapterError, adapt
+
+from .conftest import fixture_bytes, replay
+
+DEAL = "hs-15829437081"
+
+
+def test_creation_batch_builds_the_deal(events_of):
+    events = events_of("hubspot", "creation")
+    assert [e.type for e in events] == [
+        "deal.created",
+        "deal.updated",
+        "deal.updated",
+        "deal.stage_changed",
+        "deal.updated",
+        "deal.updated",
+        "deal.updated",
+    ]  # pipeline and hs_deal_stage_probability are not tracked: no events
+    assert {e.subject for e in events} == {DEAL}
+    assert {e.source for e in events} == {"hubspot/portal/62515"}
+    assert events[0].time == datetime(2025, 6, 2, 9, 15, 4, 211000, tzinfo=UTC)
+    assert len({e.id for e in events}) == len(events)
+
+    state = replay(events)
+    assert state is not None
+    assert state.name == "Acme Corp - Platform rollout"
+    assert state.amount == Decimal("48000")
+    assert state.stage is DealStage.prospecting
+    assert state.expected_close_date == date(2025, 8, 29)
+    assert state.owner == "52550153"
+    assert state.currency == "USD"  # sent lower case
+
+
+def test_property_changes_are_sorted_by_time_and_mapped(events_of):
+    events = events_of("hubspot", "property_change")
+    assert [e.time for e in events] == sorted(e.time for e in events)
+    data = [e.data.model_dump(exclude_none=True, exclude_defaults=True) for e in events]
+    assert data == [
+        {"amount": Decimal("52500.50")},
+        {"expected_close_date": date(2025, 9, 30)},  # ISO date-time value accepted
+        {"last_activity_at": datetime(2025, 6, 20, 13, 45, tzinfo=UTC)},
+        {"interactions": 4},
+    ]  # hs_lastmodifieddate: untracked, no event
+    assert all(e.type == "deal.updated" for e in events)
+
+
+def test_a_retried_notification_has_the_same_event_id(events_of):
+    first = events_of("hubspot", "property_change")[0]
+    (retry,) = events_of("hubspot", "property_change_retry")
+    assert retry.id == first.id
+    assert retry == first
+
+
+def test_stage_change_goes_through_the_stage_map(events_of):
+    (event,) = events_of("hubspot", "stage_change")
+    assert event.type == "deal.stage_changed"
+    assert event.data.stage is DealStage.proposal
+
+
+def test_closedwon_becomes_closed_won_after_the_amount_update(events_of):
+    events = events_of("hubspot", "closed_won")
+    assert [e.type for e in events] == ["deal.updated", "deal.closed_won"]
+    assert events[0].data.amount == Decimal("51000")
+    state = replay(events)
+    assert state is not None
+    assert state.stage is DealStage.closed_won
+    assert state.amount == Decimal("51000")
+
+
+def test_closedlost_becomes_closed_lost(events_of):
+    (event,) = events_of("hubspot", "closed_lost")
+    assert event.type == "deal.closed_lost"
+    assert event.subject == "hs-15829437999"
+
+
+def test_deletion_closes_the_deal_as_lost(events_of):
+    (event,) = events_of("hubspot", "deletion")
+    assert event.type == "deal.closed_lost"
+    assert event.data.reason == DELETED_REASON == "deleted in CRM"
+
+
+def test_a_late_older_change_is_stale_for_the_merge(events_of):
+    newer = events_of("hubspot", "closed_won")
+    older = events_of("hubspot", "property_change")
+    state = replay(newer)
+    from worker.merge import apply_event
+
+    assert apply_event(state, older[0]) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("contact_creation", "'contact.creation' is not about deals"),
+        ("unknown_stage", "unknown hubspot deal stage '98765432'"),
+        ("merge", "deal.merge cannot be applied without re-reading"),
+    ],
+)
+def test_unmappable_fixtures_raise(name, fragment, stages):
+    with pytest.raises(AdapterError) as err:
+        adapt("hubspot", fixture_bytes("hubspot", name), stages)
+    assert fragment in err.value.reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"[{", "not valid JSON"),
+        (b"[]", "empty array"),
+        (b"[1]", "not a JSON object"),
+        (b'[{"subscriptionType": "deal.creation", "eventId": 1, "occurredAt": 1}]', "objectId"),
+        (
+            b'[{"subscriptionType": "deal.creation", "objectId": 5, "occurredAt": 1}]',
+            "'eventId'",
+        ),
+        (
+            b'[{"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 1,'
+            b' "occurredAt": 1748855704211, "propertyName": "amount", "propertyValue": "lots"}]',
+            "amount 'lots' is not a number",
+        ),
+        (
+            b'[{"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 1,'
+            b' "occurredAt": 1748855704211, "propertyName": "amount", "propertyValue": "-5"}]',
+            "greater than or equal to 0",
+        ),
+        (
+            b'[{"subscriptionType": "deal.creation", "objectId": 5, "eventId": 1,'
+            b' "occurredAt": "yesterday"}]',
+            "occurredAt 'yesterday' is not a timestamp",
+        ),
+    ],
+)
+def test_bad_payloads_raise_with_a_reason(raw, fragment, stages):
+    with pytest.raises(AdapterError) as err:
+        adapt("hubspot", raw, stages)
+    assert fragment in err.value.reason
+
+
+def test_one_bad_notification_rejects_the_batch_and_names_its_index(stages):
+    raw = (
+        b'[{"subscriptionType": "deal.creation", "objectId": 5, "eventId": 1,'
+        b' "occurredAt": 1748855704211}, {"subscriptionType": "company.creation",'
+        b' "objectId": 6, "eventId": 2, "occurredAt": 1748855704211}]'
+    )
+    with pytest.raises(AdapterError, match=r"notification \[1\]"):
+        adapt("hubspot", raw, stages)
+
+
+def test_cleared_and_untracked_properties_yield_nothing(stages):
+    raw = (
+        b'[{"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 1,'
+        b' "occurredAt": 1748855704211, "propertyName": "amount", "propertyValue": ""},'
+        b' {"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 2,'
+        b' "occurredAt": 1748855704211, "propertyName": "description", "propertyValue": "x"},'
+        b' {"subscriptionType": "deal.associationChange", "objectId": 5, "eventId": 3,'
+        b' "occurredAt": 1748855704211}]'
+    )
+    assert adapt("hubspot", raw, stages) == []
+
+
+def test_a_single_object_body_is_accepted(stages):
+    raw = (
+        b'{"subscriptionType": "deal.creation", "objectId": 7, "eventId": 9,'
+        b' "occurredAt": 1748855704211}'
+    )
+    (event,) = adapt("hubspot", raw, stages)
+    assert event.type == "deal.created"
+    assert event.subject == "hs-7"
+    assert event.source == "hubspot"

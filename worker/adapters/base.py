@@ -1,0 +1,326 @@
+"""Shared pieces of the vendor adapters: the error, the stage map, parsing and event building.
+
+An adapter turns one vendor webhook body (bytes) into zero or more of our deal events, or
+raises :class:`AdapterError` with a reason fit for a dead-letter record. It is pure: no I/O,
+no clock; the event time always comes from the vendor's own timestamp.
+
+Conventions shared by every adapter (see the adapter modules for the per-vendor details):
+
+- Deal ids keep a vendor prefix (``hs-``, ``sf-``, ``pd-``) so two CRMs can feed one worker.
+- Event ids are derived from the vendor's event identity, never from the delivery attempt, so
+  a redelivered webhook yields the same id and the worker dedupes it.
+- A property we do not track yields no event (not an error); a cleared value (empty/null)
+  yields nothing either: ``DealFields`` has no way to say "cleared", only "unchanged".
+- A change to a closed stage becomes ``deal.closed_won`` / ``deal.closed_lost`` (carrying the
+  amount when it changed in the same change); the other changed fields ride on a
+  ``deal.updated`` emitted just before it, at the same time.
+- A deal deleted in the CRM becomes ``deal.closed_lost`` with reason ``"deleted in CRM"``: the
+  pipeline must stop counting it, and our contract has no deletion event.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import wraps
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from schemas.deal_events import CLOSED_STAGES, DealEvent, DealEventAdapter, DealStage
+
+DELETED_REASON = "deleted in CRM"
+Source = Literal["hubspot", "salesforce", "pipedrive"]
+
+
+class AdapterError(Exception):
+    """A payload that cannot be mapped to deal events. ``reason`` says why, for the DLQ."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- stage maps
+
+
+def _norm(name: str) -> str:
+    return " ".join(str(name).split()).casefold()
+
+
+class StageMap(BaseModel):
+    """Vendor stage name or id -> our stage, one table per source; lookups ignore case and
+    repeated whitespace."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hubspot: dict[str, DealStage] = {}
+    salesforce: dict[str, DealStage] = {}
+    pipedrive: dict[str, DealStage] = {}
+
+    @field_validator("hubspot", "salesforce", "pipedrive", mode="after")
+    @classmethod
+    def _normalise_keys(cls, table: dict[str, DealStage]) -> dict[str, DealStage]:
+        return {_norm(k): v for k, v in table.items()}
+
+    def lookup(self, source: Source, vendor_stage: Any) -> DealStage:
+        table: dict[str, DealStage] = getattr(self, source)
+        stage = table.get(_norm(vendor_stage))
+        if stage is None:
+            raise AdapterError(
+                f"unknown {source} deal stage {str(vendor_stage)!r}: map it in the "
+                f"[{source}] table of the stage map"
+            )
+        return stage
+
+    def overridden_by(self, other: Mapping[str, Mapping[str, Any]]) -> StageMap:
+        """This map with ``other``'s entries added or replacing ours, table by table."""
+        merged = {
+            src: {**getattr(self, src), **dict(other.get(src, {}))}
+            for src in ("hubspot", "salesforce", "pipedrive")
+        }
+        unknown = set(other) - set(merged)
+        if unknown:
+            raise ValueError(f"unknown stage map table(s): {', '.join(sorted(unknown))}")
+        return StageMap.model_validate(merged)
+
+
+def default_stage_map() -> StageMap:
+    text = resources.files("worker.adapters").joinpath("stages.toml").read_text("utf-8")
+    return StageMap.model_validate(tomllib.loads(text))
+
+
+def load_stage_map(path: Path | None = None) -> StageMap:
+    """The packaged defaults (``worker/adapters/stages.toml``), overridden entry by entry by
+    the tables of the user's TOML file at ``path`` when given. Raises ``ValueError`` with the
+    file name on a missing file, bad TOML or an unknown stage."""
+    defaults = default_stage_map()
+    if path is None:
+        return defaults
+    try:
+        user = tomllib.loads(Path(path).read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read stage map {path}: {exc}") from exc
+    try:
+        return defaults.overridden_by(user)
+    except (ValidationError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"invalid stage map {path}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_json(raw: bytes | str, source: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AdapterError(f"{source} payload is not valid JSON: {exc}") from exc
+
+
+def require(obj: Any, key: str, what: str) -> Any:
+    """``obj[key]``, or an AdapterError naming what is missing."""
+    if not isinstance(obj, dict):
+        raise AdapterError(f"{what} is not a JSON object")
+    value = obj.get(key)
+    if value is None or value == "":
+        raise AdapterError(f"{what} has no {key!r}")
+    return value
+
+
+def ident(value: Any, what: str) -> str:
+    """A vendor id (string or integer) as text."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise AdapterError(f"{what} must be a string or an integer, got {value!r}")
+    text = str(value).strip()
+    if not text or len(text) > 120 or not re.fullmatch(r"[\w.:@+/=-]+", text):
+        raise AdapterError(f"{what} {value!r} is not a usable id")
+    return text
+
+
+_MS_THRESHOLD = 10**11  # below: seconds since epoch; above: milliseconds
+
+
+def epoch_ms(value: int | float) -> datetime:
+    try:
+        if abs(value) < _MS_THRESHOLD:
+            return datetime.fromtimestamp(value, UTC)
+        return datetime.fromtimestamp(value / 1000, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise AdapterError(f"timestamp {value!r} is out of range") from exc
+
+
+def ms_of(at: datetime) -> int:
+    """Epoch milliseconds of a tz-aware datetime, exactly (no float rounding)."""
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def to_datetime(value: Any, what: str) -> datetime:
+    """A timestamp given as epoch milliseconds (number or digit string; seconds when small),
+    an ISO 8601 date-time (``Z`` or offset; naive means UTC) or a date (midnight UTC)."""
+    if isinstance(value, bool):
+        raise AdapterError(f"{what} {value!r} is not a timestamp")
+    if isinstance(value, int | float):
+        return epoch_ms(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?\d+", text):
+            return epoch_ms(int(text))
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                return datetime.combine(date.fromisoformat(text), time(), UTC)
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise AdapterError(f"{what} {value!r} is not a timestamp") from exc
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise AdapterError(f"{what} {value!r} is not a timestamp")
+
+
+def to_date(value: Any, what: str) -> date:
+    """A calendar date: ISO ``YYYY-MM-DD`` (or a date-time, whose UTC date is taken), epoch
+    milliseconds, or days since 1970-01-01 (Avro ``date``, as the Salesforce Pub/Sub API
+    delivers it) when the number is small."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1_000_000:
+        return date(1970, 1, 1) + timedelta(days=value)
+    return to_datetime(value, what).astimezone(UTC).date()
+
+
+def to_amount(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise AdapterError(f"{what} {value!r} is not a number")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise AdapterError(f"{what} {value!r} is not a number") from exc
+    if not amount.is_finite():
+        raise AdapterError(f"{what} {value!r} is not a number")
+    return amount.quantize(Decimal("0.01"))
+
+
+def to_count(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise AdapterError(f"{what} {value!r} is not a count")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise AdapterError(f"{what} {value!r} is not a count") from exc
+    if not number.is_finite() or number != number.to_integral_value():
+        raise AdapterError(f"{what} {value!r} is not a count")
+    return int(number)
+
+
+def text(value: Any, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise AdapterError(f"{what} {value!r} is not text")
+    return str(value).strip()
+
+
+def blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+# --------------------------------------------------------------------------- building events
+
+
+def describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def build(
+    *, kind: str, id: str, source: str, time: datetime, subject: str, data: dict[str, Any]
+) -> DealEvent:
+    """One validated event; a value our contract rejects becomes an AdapterError."""
+    try:
+        return DealEventAdapter.validate_python(
+            {
+                "id": id,
+                "source": source,
+                "type": f"deal.{kind}",
+                "time": time,
+                "subject": subject,
+                "data": data,
+            }
+        )
+    except ValidationError as exc:
+        raise AdapterError(f"deal.{kind} for {subject}: {describe(exc)}") from exc
+
+
+def change_events(
+    *,
+    created: bool,
+    id: str,
+    source: str,
+    time: datetime,
+    subject: str,
+    fields: dict[str, Any],
+    closure: dict[str, Any] | None = None,
+) -> list[DealEvent]:
+    """The events of one CRM change of a deal.
+
+    ``fields`` are mapped DealFields values (``stage`` included when it changed). A closed
+    stage is taken out of them and becomes a closing event (``closure``: amount/reason), the
+    amount of the same change (unless ``created``) moving into the closure; what remains goes on a
+    ``deal.created`` (when ``created``), a ``deal.stage_changed`` (an open stage changed) or a
+    ``deal.updated``. Ids: ``id`` for the first event, ``id + "-close"`` for a closing event
+    that follows another one.
+    """
+    fields = dict(fields)
+    stage = fields.get("stage")
+    closing = stage in CLOSED_STAGES
+    close_data = dict(closure or {})
+    if closing:
+        del fields["stage"]
+        if not created and "amount" in fields and "amount" not in close_data:
+            close_data["amount"] = fields.pop("amount")
+    envelope = {"source": source, "time": time, "subject": subject}
+    events: list[DealEvent] = []
+    if created:
+        events.append(build(kind="created", id=id, data=fields, **envelope))
+    elif stage is not None and not closing:
+        events.append(build(kind="stage_changed", id=id, data=fields, **envelope))
+    elif fields:
+        events.append(build(kind="updated", id=id, data=fields, **envelope))
+    if closing:
+        kind = "closed_won" if stage is DealStage.closed_won else "closed_lost"
+        close_id = f"{id}-close" if events else id
+        events.append(build(kind=kind, id=close_id, data=close_data, **envelope))
+    return events
+
+
+def guarded(source: str) -> Callable[[Callable[..., list[DealEvent]]], Any]:
+    """Turn the unexpected failures of an adapter on odd input (a wrong JSON type somewhere)
+    into AdapterErrors, so a webhook body never crashes the caller."""
+
+    def decorate(fn: Callable[..., list[DealEvent]]) -> Callable[..., list[DealEvent]]:
+        @wraps(fn)
+        def wrapper(raw: bytes, stages: StageMap) -> list[DealEvent]:
+            try:
+                return fn(raw, stages)
+            except AdapterError:
+                raise
+            except ValidationError as exc:
+                raise AdapterError(f"{source} payload: {describe(exc)}") from exc
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                raise AdapterError(
+                    f"malformed {source} payload: {type(exc).__name__}: {exc}"
+                ) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def sort_by_time(events: Iterable[DealEvent]) -> list[DealEvent]:
+    """Stable sort on the event time, a creation first among equal times (vendors batch
+    changes out of order)."""
+    return sorted(events, key=lambda e: (e.time, e.type != "deal.created"))

@@ -1,0 +1,138 @@
+"""HubSpot webhook subscriptions (Webhooks API v3) -> deal events.
+
+The POST body is a JSON array of notifications (up to 100, not ordered); a single object is
+accepted too. Each carries ``eventId``, ``subscriptionId``, ``portalId``, ``appId``,
+``occurredAt`` (epoch ms), ``subscriptionType``, ``attemptNumber``, ``objectId``,
+``changeSource`` and, for property changes, ``propertyName`` / ``propertyValue``.
+
+Mapping:
+
+- ``deal.creation`` -> ``deal.created`` with no fields (HubSpot sends the properties set at
+  creation as separate ``deal.propertyChange`` notifications).
+- ``deal.propertyChange`` of a tracked property -> ``deal.updated``; of ``dealstage`` ->
+  ``deal.stage_changed`` or, for a stage mapped to closed_won/closed_lost,
+  ``deal.closed_won`` / ``deal.closed_lost``. Untracked properties (``hs_deal_stage_probability``,
+  ``pipeline``, ``hs_lastmodifieddate``...) and cleared values -> no event.
+- ``deal.deletion`` (and ``deal.privacyDeletion``) -> ``deal.closed_lost`` with reason
+  ``"deleted in CRM"``: the deal leaves the open pipeline; our contract has no deletion.
+- ``deal.associationChange`` -> no event. ``deal.merge`` and ``deal.restore`` -> AdapterError:
+  they cannot be applied without re-reading the deal from the HubSpot API.
+- any other object type (``contact.*``, ``company.*``...) -> AdapterError.
+
+Ids: the deal id is ``hs-<objectId>`` (HubSpot object ids are unique within a portal; run one
+portal per worker, or map portals to distinct sources upstream). HubSpot documents ``eventId``
+as *not* guaranteed unique, so the event id combines it with the object, the occurrence time
+and the property: ``hs-<objectId>-<occurredAt>-<eventId>[-<propertyName>]``; retries
+(``attemptNumber`` > 0) keep the same id and are deduplicated by the worker. The event time is
+``occurredAt``, so a late retry of an older change is recognised as stale by the merge.
+
+A batch is all or nothing: one unmappable notification rejects the whole body, with its index
+in the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from schemas.deal_events import DealEvent
+from worker.adapters.base import (
+    DELETED_REASON,
+    AdapterError,
+    StageMap,
+    blank,
+    build,
+    change_events,
+    guarded,
+    ident,
+    ms_of,
+    parse_json,
+    require,
+    sort_by_time,
+    text,
+    to_amount,
+    to_count,
+    to_date,
+    to_datetime,
+)
+
+SOURCE_PREFIX = "hubspot"
+
+
+def _currency(value: Any, what: str) -> str:
+    return text(value, what).upper()
+
+
+# HubSpot property -> (our field, converter). ``dealstage`` is handled through the stage map.
+PROPERTIES: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "dealname": ("name", text),
+    "amount": ("amount", to_amount),
+    "closedate": ("expected_close_date", to_date),
+    "hubspot_owner_id": ("owner", text),
+    "deal_currency_code": ("currency", _currency),
+    "notes_last_contacted": ("last_activity_at", to_datetime),
+    "notes_last_updated": ("last_activity_at", to_datetime),
+    "num_contacted_notes": ("interactions", to_count),
+}
+IGNORED_TYPES = {"deal.associationChange"}
+REREAD_TYPES = {"deal.merge", "deal.restore"}
+DELETION_TYPES = {"deal.deletion", "deal.privacyDeletion"}
+
+
+def _one(note: Any, stages: StageMap) -> list[DealEvent]:
+    if not isinstance(note, dict):
+        raise AdapterError("notification is not a JSON object")
+    kind = text(require(note, "subscriptionType", "notification"), "subscriptionType")
+    obj = kind.partition(".")[0]
+    if obj != "deal":
+        raise AdapterError(f"subscription type {kind!r} is not about deals")
+    if kind in IGNORED_TYPES:
+        return []
+    if kind in REREAD_TYPES:
+        raise AdapterError(f"{kind} cannot be applied without re-reading the deal from HubSpot")
+    object_id = ident(require(note, "objectId", "notification"), "objectId")
+    event_id = ident(require(note, "eventId", "notification"), "eventId")
+    occurred_raw = require(note, "occurredAt", "notification")
+    at = to_datetime(occurred_raw, "occurredAt")
+    portal = note.get("portalId")
+    source = f"{SOURCE_PREFIX}/portal/{ident(portal, 'portalId')}" if portal else SOURCE_PREFIX
+    subject = f"hs-{object_id}"
+    base_id = f"hs-{object_id}-{ms_of(at)}-{event_id}"
+    envelope = {"source": source, "time": at, "subject": subject}
+
+    if kind == "deal.creation":
+        return [build(kind="created", id=base_id, data={}, **envelope)]
+    if kind in DELETION_TYPES:
+        return [build(kind="closed_lost", id=base_id, data={"reason": DELETED_REASON}, **envelope)]
+    if kind != "deal.propertyChange":
+        raise AdapterError(f"unsupported subscription type {kind!r}")
+
+    prop = text(require(note, "propertyName", "notification"), "propertyName")
+    value = note.get("propertyValue")
+    if blank(value):
+        return []  # a cleared property: nothing our contract can express
+    if prop.casefold() == "dealstage":
+        fields = {"stage": stages.lookup("hubspot", text(value, "dealstage"))}
+    elif prop.casefold() in PROPERTIES:
+        field, convert = PROPERTIES[prop.casefold()]
+        fields = {field: convert(value, prop)}
+    else:
+        return []  # not a property we track
+    prop_id = f"{base_id}-{prop.casefold()}"
+    return change_events(created=False, id=prop_id, fields=fields, **envelope)
+
+
+@guarded("hubspot")
+def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
+    body = parse_json(raw, "hubspot")
+    notes = body if isinstance(body, list) else [body]
+    if not notes:
+        raise AdapterError("hubspot payload is an empty array")
+    events: list[DealEvent] = []
+    for i, note in enumerate(notes):
+        try:
+            events.extend(_one(note, stages))
+        except AdapterError as exc:
+            where = f"notification [{i}]" if len(notes) > 1 else "notification"
+            raise AdapterError(f"hubspot {where}: {exc.reason}") from exc
+    return sort_by_time(events)

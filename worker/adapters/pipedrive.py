@@ -1,0 +1,151 @@
+"""Pipedrive webhooks v2 -> deal events.
+
+Body: ``{"meta": {"action": "create"|"change"|"delete", "entity": "deal", "entity_id": "123",
+"id": "<uuid>", "timestamp": "...Z", "version": "2.0", "company_id", "user_id", "attempt",
+...}, "data": {<the deal now>}, "previous": {<old values of the changed fields>}}``.
+
+Mapping:
+
+- ``create`` -> ``deal.created`` with every tracked field; a deal created won or lost also
+  gets its closing event.
+- ``change`` -> the fields present in ``previous`` (all of ``data`` when ``previous`` is
+  empty), read from ``data``: ``status`` won/lost -> ``deal.closed_won`` (amount = ``value``
+  when it changed too) / ``deal.closed_lost`` (reason = ``lost_reason``); ``status`` back to
+  open -> ``deal.stage_changed`` to the deal's stage (a reopen); ``stage_id`` of an open
+  deal -> ``deal.stage_changed``; other tracked fields -> ``deal.updated``; untracked fields
+  (``update_time``, ``probability``, ``label_ids``, custom fields...) -> no event.
+- ``delete`` (or ``status`` ``deleted``) -> ``deal.closed_lost`` with reason
+  ``"deleted in CRM"``.
+- an entity other than ``deal``, or a webhooks v1 body (``current`` instead of ``data``) ->
+  AdapterError.
+
+Fields: title -> name, value -> amount, currency, stage_id -> stage (stage map
+``[pipedrive]``, ids as strings; only looked up while the deal is open), expected_close_date,
+owner_name or owner_id -> owner, org_name (or an expanded ``org_id.name``) -> company (a bare
+organisation id is not a name and is skipped), last_activity_date -> last_activity_at,
+done_activities_count -> interactions.
+
+Ids: the deal id is ``pd-<entity_id>``; the event id is ``pd-<entity_id>-<meta.id>`` (a
+redelivery, ``meta.attempt`` > 1, keeps ``meta.id``). The event time is ``meta.timestamp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from schemas.deal_events import DealEvent, DealStage
+from worker.adapters.base import (
+    DELETED_REASON,
+    AdapterError,
+    StageMap,
+    blank,
+    build,
+    change_events,
+    guarded,
+    ident,
+    parse_json,
+    require,
+    text,
+    to_amount,
+    to_count,
+    to_date,
+    to_datetime,
+)
+
+SOURCE_PREFIX = "pipedrive"
+
+
+def _currency(value: Any, what: str) -> str:
+    return text(value, what).upper()
+
+
+def _org_name(value: Any, what: str) -> str | None:
+    if isinstance(value, dict) and not blank(value.get("name")):
+        return text(value["name"], what)
+    return None  # a bare id
+
+
+FIELDS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "title": ("name", text),
+    "value": ("amount", to_amount),
+    "currency": ("currency", _currency),
+    "expected_close_date": ("expected_close_date", to_date),
+    "owner_id": ("owner", text),
+    "owner_name": ("owner", text),  # wins over owner_id (applied after it)
+    "org_id": ("company", _org_name),
+    "org_name": ("company", text),
+    "last_activity_date": ("last_activity_at", to_datetime),
+    "done_activities_count": ("interactions", to_count),
+}
+_ORDER = list(FIELDS)
+
+
+def _tracked(deal: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key in sorted(keys & set(FIELDS), key=_ORDER.index):
+        value = deal.get(key)
+        if key == "owner_id" and isinstance(value, dict):  # expanded user object (v1 style)
+            value = value.get("name")
+        if blank(value):
+            continue
+        field, convert = FIELDS[key]
+        converted = convert(value, key)
+        if converted is not None:
+            fields[field] = converted
+    return fields
+
+
+@guarded("pipedrive")
+def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
+    body = parse_json(raw, "pipedrive")
+    if not isinstance(body, dict):
+        raise AdapterError("pipedrive payload is not a JSON object")
+    meta = require(body, "meta", "pipedrive payload")
+    if "current" in body or str(meta.get("version", "2")).startswith("1"):
+        raise AdapterError("pipedrive webhooks v1 payload: subscribe with webhooks v2")
+    entity = text(require(meta, "entity", "meta"), "meta.entity")
+    if entity != "deal":
+        raise AdapterError(f"pipedrive entity {entity!r} is not a deal")
+    action = text(require(meta, "action", "meta"), "meta.action")
+    deal_id = ident(require(meta, "entity_id", "meta"), "meta.entity_id")
+    at = to_datetime(require(meta, "timestamp", "meta"), "meta.timestamp")
+    company = meta.get("company_id")
+    source = f"{SOURCE_PREFIX}/{ident(company, 'company_id')}" if company else SOURCE_PREFIX
+    envelope = {
+        "id": f"pd-{deal_id}-{ident(require(meta, 'id', 'meta'), 'meta.id')}",
+        "source": source,
+        "time": at,
+        "subject": f"pd-{deal_id}",
+    }
+    if action == "delete":
+        return [build(kind="closed_lost", data={"reason": DELETED_REASON}, **envelope)]
+    if action not in ("create", "change"):
+        raise AdapterError(f"unsupported pipedrive action {action!r}")
+
+    deal = body.get("data")
+    if not isinstance(deal, dict):
+        raise AdapterError(f"pipedrive {action} has no deal in 'data'")
+    previous = body.get("previous")
+    if action == "create" or not isinstance(previous, dict) or not previous:
+        changed = set(deal)
+    else:
+        changed = set(previous)
+
+    fields = _tracked(deal, changed)
+    status = deal.get("status", "open")
+    closure: dict[str, Any] = {}
+    if status == "deleted" and "status" in changed:
+        return [build(kind="closed_lost", data={"reason": DELETED_REASON}, **envelope)]
+    if status == "won" and (action == "create" or "status" in changed):
+        fields["stage"] = DealStage.closed_won
+    elif status == "lost" and (action == "create" or "status" in changed):
+        fields["stage"] = DealStage.closed_lost
+        if not blank(deal.get("lost_reason")):
+            closure["reason"] = text(deal["lost_reason"], "lost_reason")[:500]
+    elif status == "open" and ("stage_id" in changed or "status" in changed):
+        stage_id = require(deal, "stage_id", "pipedrive deal")
+        fields["stage"] = stages.lookup("pipedrive", text(stage_id, "stage_id"))
+    elif status not in ("open", "won", "lost", "deleted"):
+        raise AdapterError(f"unknown pipedrive deal status {status!r}")
+    return change_events(created=action == "create", fields=fields, closure=closure, **envelope)

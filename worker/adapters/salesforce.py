@@ -1,0 +1,182 @@
+"""Salesforce Change Data Capture (``OpportunityChangeEvent``) -> deal events.
+
+Accepted bodies: the change event itself (``{"ChangeEventHeader": {...}, "Name": ...}``, as
+decoded from the Pub/Sub API), the envelope ``{"schema": ..., "payload": {...}, "event":
+{"replayId": N}}``, a CometD message ``{"channel": ..., "data": <envelope>}``, or a JSON array
+of any of these. The header carries ``entityName``, ``recordIds``, ``changeType``,
+``changedFields``, ``commitTimestamp`` (epoch ms), ``sequenceNumber``, ``transactionKey``,
+``commitUser`` and ``changeOrigin``; field values are at the top level.
+
+Mapping (one set of events per record id, since a bulk change lists several records):
+
+- ``CREATE`` -> ``deal.created`` with every non-null tracked field (a deal created already
+  closed also gets its closing event).
+- ``UPDATE`` -> the fields named in ``changedFields`` (all non-null fields when absent):
+  ``StageName`` to an open stage -> ``deal.stage_changed``; to Closed Won/Lost ->
+  ``deal.closed_won`` / ``deal.closed_lost`` (with the new ``Amount`` if it changed); other
+  tracked fields -> ``deal.updated``; only untracked fields (``LastModifiedDate``,
+  ``Probability``...) -> no event. Nulled fields are not expressible and are ignored.
+- ``DELETE`` -> ``deal.closed_lost`` with reason ``"deleted in CRM"``.
+- ``UNDELETE`` -> the full record again (reopens the deal through its ``StageName``).
+- ``GAP_*`` (``GAP_CREATE``, ``GAP_UPDATE``, ``GAP_DELETE``, ``GAP_UNDELETE``,
+  ``GAP_OVERFLOW``) -> AdapterError: they carry no field values and need a re-read of the
+  records, so they go to the dead-letter topic with that reason.
+- an entity other than ``Opportunity`` -> AdapterError.
+
+Fields: Name -> name, Amount -> amount, StageName -> stage (stage map ``[salesforce]``),
+CloseDate -> expected_close_date, OwnerId -> owner, CurrencyIsoCode -> currency,
+LastActivityDate -> last_activity_at (midnight UTC). AccountId is an id, not a company
+name, and is not mapped.
+
+Ids: the deal id is ``sf-<recordId>`` (Salesforce ids are case-sensitive: the 15- and
+18-character forms of one record are different deal ids; CDC always sends 18). The event id is
+``sf-<recordId>-<commitTimestamp>-<transactionKey>-<sequenceNumber>``, or with
+``r<replayId>`` when the header has no transaction key. The event time is ``commitTimestamp``
+plus ``sequenceNumber`` microseconds, so changes of one transaction (same commit millisecond)
+keep their order and an older change delivered late is stale for the merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from schemas.deal_events import DealEvent
+from worker.adapters.base import (
+    DELETED_REASON,
+    AdapterError,
+    StageMap,
+    blank,
+    build,
+    change_events,
+    guarded,
+    ident,
+    ms_of,
+    parse_json,
+    require,
+    text,
+    to_amount,
+    to_count,
+    to_date,
+    to_datetime,
+)
+
+SOURCE = "salesforce/cdc/Opportunity"
+
+
+def _currency(value: Any, what: str) -> str:
+    return text(value, what).upper()
+
+
+FIELDS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "Name": ("name", text),
+    "Amount": ("amount", to_amount),
+    "CloseDate": ("expected_close_date", to_date),
+    "OwnerId": ("owner", text),
+    "CurrencyIsoCode": ("currency", _currency),
+    "LastActivityDate": ("last_activity_at", to_datetime),
+}
+KNOWN_CHANGES = {"CREATE", "UPDATE", "DELETE", "UNDELETE"}
+
+
+def _unwrap(item: Any) -> tuple[dict[str, Any], Any]:
+    """(change event payload, replayId or None) of one delivered item."""
+    if not isinstance(item, dict):
+        raise AdapterError("change event is not a JSON object")
+    if "ChangeEventHeader" in item:
+        return item, None
+    if isinstance(item.get("data"), dict) and "payload" in item["data"]:  # CometD message
+        item = item["data"]
+    if isinstance(item.get("payload"), dict):
+        event = item.get("event")
+        replay = event.get("replayId") if isinstance(event, dict) else None
+        return item["payload"], replay
+    raise AdapterError("change event has no ChangeEventHeader")
+
+
+def _fields(payload: dict[str, Any], names: list[str] | None, stages: StageMap) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in names if names is not None else list(payload):
+        value = payload.get(name)
+        if blank(value):
+            continue
+        if name == "StageName":
+            fields["stage"] = stages.lookup("salesforce", text(value, name))
+        elif name in FIELDS:
+            field, convert = FIELDS[name]
+            fields[field] = convert(value, name)
+    return fields
+
+
+def _one(item: Any, stages: StageMap) -> list[DealEvent]:
+    payload, replay = _unwrap(item)
+    header = payload["ChangeEventHeader"]
+    if not isinstance(header, dict):
+        raise AdapterError("ChangeEventHeader is not a JSON object")
+    entity = text(require(header, "entityName", "ChangeEventHeader"), "entityName")
+    if entity != "Opportunity":
+        raise AdapterError(f"entity {entity!r} is not Opportunity")
+    change = text(require(header, "changeType", "ChangeEventHeader"), "changeType").upper()
+    if change.startswith("GAP_"):
+        raise AdapterError(
+            f"{change} carries no field values: re-read the records from Salesforce "
+            "(they cannot be applied as events)"
+        )
+    if change not in KNOWN_CHANGES:
+        raise AdapterError(f"unknown changeType {change!r}")
+    record_ids = require(header, "recordIds", "ChangeEventHeader")
+    if not isinstance(record_ids, list) or not record_ids:
+        raise AdapterError("ChangeEventHeader.recordIds is not a non-empty list")
+    committed = to_datetime(require(header, "commitTimestamp", "ChangeEventHeader"), "commit")
+    sequence = header.get("sequenceNumber")
+    seq = to_count(sequence, "sequenceNumber") if sequence is not None else 0
+    at = committed + timedelta(microseconds=min(max(seq, 0), 999))
+    txn = header.get("transactionKey")
+    if not blank(txn):
+        suffix = f"{ident(txn, 'transactionKey')}-{seq}"
+    elif replay is not None and not blank(replay):
+        suffix = f"r{ident(replay, 'replayId')}"
+    else:
+        raise AdapterError("change event has neither a transactionKey nor a replayId")
+
+    changed = header.get("changedFields")
+    if change == "UPDATE" and isinstance(changed, list) and changed:
+        names: list[str] | None = [n for n in changed if isinstance(n, str)]
+    else:
+        names = None
+    fields = {} if change == "DELETE" else _fields(payload, names, stages)
+    if change == "UNDELETE" and "stage" not in fields:
+        raise AdapterError("UNDELETE without StageName cannot reopen the deal")
+
+    events: list[DealEvent] = []
+    for record in record_ids:
+        record_id = ident(record, "recordId")
+        envelope = {
+            "id": f"sf-{record_id}-{ms_of(committed)}-{suffix}",
+            "source": SOURCE,
+            "time": at,
+            "subject": f"sf-{record_id}",
+        }
+        if change == "DELETE":
+            events.append(build(kind="closed_lost", data={"reason": DELETED_REASON}, **envelope))
+        else:
+            created = change == "CREATE"
+            events.extend(change_events(created=created, fields=fields, **envelope))
+    return events
+
+
+@guarded("salesforce")
+def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
+    body = parse_json(raw, "salesforce")
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise AdapterError("salesforce payload is an empty array")
+    events: list[DealEvent] = []
+    for i, item in enumerate(items):
+        try:
+            events.extend(_one(item, stages))
+        except AdapterError as exc:
+            where = f"change event [{i}]" if len(items) > 1 else "change event"
+            raise AdapterError(f"salesforce {where}: {exc.reason}") from exc
+    return events

@@ -1,0 +1,629 @@
+"""Deal health and close probability: ``score_deal(facts, now, framework)``.
+
+Pure and fast: no I/O, no clock ("now" is an argument), no pydantic models built per deal. All
+numbers come from the framework (see framework.toml); ``t`` below is the industry's
+:class:`~worker.engine.framework.DealTables`. Days are fractional (seconds / 86400) and never
+negative (a timestamp after ``now`` counts as 0 days).
+
+Health (0-100, integer) = round_half_up(w_v * velocity + w_e * engagement
+                                        + w_q * qualification + w_s * slippage), where
+
+* velocity      = 100 while days_in_stage <= norm; then 100 * (zero - days) / (zero - norm),
+                  zero = norm * zero_at_norm_multiple; 0 from ``zero`` on.
+* engagement    = recency_weight * recency + frequency_weight * frequency;
+                  recency = 100 up to recency_full_days since the last activity (the deal's
+                  creation when it never had one), 0 from recency_zero_days, linear between;
+                  frequency = min(100, 100 * per_week / target), per_week = interactions /
+                  max(min_weeks, age_days / 7).
+* qualification = budget_points [budget confirmed] + champion_points [champion]
+                  + decision_maker_points [decision maker engaged]
+                  + lead_score_points * lead_score / 100 (unknown_lead_score when unknown).
+* slippage      = max(0, 100 - min(max_push_penalty, points_per_push * pushes)
+                  - min(max_overdue_penalty, points_per_overdue_day * days_overdue)),
+                  days_overdue = whole days from the expected close date to now's date (in
+                  now's timezone), 0 when not yet due.
+
+Category: "healthy" at score >= healthy_min, "warning" at >= warning_min, else "critical".
+
+Close probability (percent) of an open deal = clamp(raw, min_open, max_open) with
+raw = stage_base_rate + engagement_boost + qualification_boost + velocity_penalty
+      + competition_penalty, each term rounded to 2 decimals and raw their sum (2 decimals):
+
+* engagement_boost    = engagement_max_boost * engagement / 100
+* qualification_boost = budget_points [budget] + decision_maker_points [DM] + champion_points
+                        [champion] + lead_score_points * lead_score / 100 (0 when unknown)
+                        + objection_points * min(objections_handled, max_objections)
+* velocity_penalty    = -velocity_max_penalty * (100 - velocity) / 100       (<= 0)
+* competition_penalty = -min(max_competition_penalty, competitor_points * competitors)  (<= 0)
+
+``clamp_adjustment`` = probability - raw (0 unless clamped), so the breakdown always adds up.
+Confidence counts evidence signals (lead score known, interactions >= min_interactions,
+expected close date set, age >= min_age_days, stage in late_stages): >= high_min_signals is
+"high", >= medium_min_signals "medium", else "low".
+
+Closed deals are over: their scores do not depend on the deal's facts.
+
+* closed_won:  health 100 "healthy", components all 100, no risk factors; probability 100.
+* closed_lost: health 0 "critical", components all 0, risk factor "Deal closed lost";
+  probability 0. Both have ``measures=None`` and confidence "high".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.deal_events import DealStage
+
+from .framework import ComponentWeights, DealTables
+
+if TYPE_CHECKING:
+    from .framework import Framework
+
+__all__ = [
+    "DealFacts",
+    "DealInput",
+    "DealScore",
+    "HealthComponents",
+    "HealthMeasures",
+    "HealthResult",
+    "ProbabilityBreakdown",
+    "ProbabilityResult",
+    "score_deal",
+]
+
+HealthCategory = Literal["healthy", "warning", "critical"]
+Confidence = Literal["low", "medium", "high"]
+
+_DAY = 86400.0
+_WON = DealStage.closed_won
+_LOST = DealStage.closed_lost
+
+
+@dataclass(frozen=True, slots=True)
+class DealFacts:
+    """What the engine needs to know about a deal. Timestamps are timezone-aware."""
+
+    stage: DealStage
+    amount: float | None
+    industry: str | None
+    lead_score: int | None  # 0-100 from the CRM
+    interactions: int  # total logged activities
+    objections_handled: int
+    has_champion: bool
+    budget_confirmed: bool
+    decision_maker_engaged: bool
+    competitors: int  # number of competitors mentioned
+    last_activity_at: datetime | None
+    stage_entered_at: datetime
+    created_at: datetime
+    expected_close_date: date | None
+    close_date_pushes: int  # times the expected close date moved later
+
+    @classmethod
+    def from_record(cls, record: Any) -> DealFacts:
+        """Facts from any object with these attribute names (e.g. the worker's deal state).
+        ``competitors`` may be a count or a collection of names; ``amount`` any number."""
+        competitors = record.competitors
+        if not isinstance(competitors, int):
+            competitors = len(competitors)
+        amount = record.amount
+        return cls(
+            stage=DealStage(record.stage),
+            amount=None if amount is None else float(amount),
+            industry=record.industry,
+            lead_score=record.lead_score,
+            interactions=record.interactions,
+            objections_handled=record.objections_handled,
+            has_champion=record.has_champion,
+            budget_confirmed=record.budget_confirmed,
+            decision_maker_engaged=record.decision_maker_engaged,
+            competitors=competitors,
+            last_activity_at=record.last_activity_at,
+            stage_entered_at=record.stage_entered_at,
+            created_at=record.created_at,
+            expected_close_date=record.expected_close_date,
+            close_date_pushes=record.close_date_pushes,
+        )
+
+
+class DealInput(BaseModel):
+    """A deal as JSON (CLI, tests): the DealFacts fields plus ``as_of``, the "now" to score at.
+
+    ``competitors`` may be a count or the list of competitor names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: DealStage = Field(description="Current stage.")
+    amount: float | None = Field(None, ge=0, le=1e12, description="Deal value, if known.")
+    industry: str | None = Field(None, max_length=300, description="Industry (vertical).")
+    lead_score: int | None = Field(None, ge=0, le=100, description="CRM lead score 0-100.")
+    interactions: int = Field(0, ge=0, le=1_000_000, description="Total logged activities.")
+    objections_handled: int = Field(0, ge=0, le=10_000, description="Objections handled.")
+    has_champion: bool = Field(False, description="Someone inside is selling for us.")
+    budget_confirmed: bool = Field(False, description="The buyer confirmed the budget.")
+    decision_maker_engaged: bool = Field(False, description="A decision maker is involved.")
+    competitors: (
+        Annotated[int, Field(ge=0, le=10_000)] | Annotated[list[str], Field(max_length=10_000)]
+    ) = Field(0, description="Competitors mentioned: a count or their names.")
+    last_activity_at: AwareDatetime | None = Field(None, description="Last logged activity.")
+    stage_entered_at: AwareDatetime = Field(description="When the deal entered its stage.")
+    created_at: AwareDatetime = Field(description="When the deal was created.")
+    expected_close_date: date | None = Field(None, description="Expected close date.")
+    close_date_pushes: int = Field(0, ge=0, le=10_000, description="Close-date moves later.")
+    as_of: AwareDatetime = Field(description="The moment to score at ('now').")
+
+    def to_facts(self) -> DealFacts:
+        competitors = self.competitors
+        if not isinstance(competitors, int):
+            competitors = len(set(competitors))
+        return DealFacts(
+            stage=self.stage,
+            amount=self.amount,
+            industry=self.industry,
+            lead_score=self.lead_score,
+            interactions=self.interactions,
+            objections_handled=self.objections_handled,
+            has_champion=self.has_champion,
+            budget_confirmed=self.budget_confirmed,
+            decision_maker_engaged=self.decision_maker_engaged,
+            competitors=competitors,
+            last_activity_at=self.last_activity_at,
+            stage_entered_at=self.stage_entered_at,
+            created_at=self.created_at,
+            expected_close_date=self.expected_close_date,
+            close_date_pushes=self.close_date_pushes,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+def _r(x: float) -> float:
+    return round(x, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthComponents:
+    """The four components (0-100 each) and the weights that combine them."""
+
+    velocity: float
+    engagement: float
+    qualification: float
+    slippage: float
+    weights: ComponentWeights
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "velocity": _r(self.velocity),
+            "engagement": _r(self.engagement),
+            "qualification": _r(self.qualification),
+            "slippage": _r(self.slippage),
+            "weights": self.weights.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HealthMeasures:
+    """The measurements behind the components, in days and counts."""
+
+    days_in_stage: float
+    stage_norm_days: float
+    days_since_activity: float  # since the last activity, or creation when none
+    interactions_per_week: float
+    days_overdue: int  # days past the expected close date, 0 when not due
+    close_date_pushes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "days_in_stage": _r(self.days_in_stage),
+            "stage_norm_days": self.stage_norm_days,
+            "days_since_activity": _r(self.days_since_activity),
+            "interactions_per_week": _r(self.interactions_per_week),
+            "days_overdue": self.days_overdue,
+            "close_date_pushes": self.close_date_pushes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HealthResult:
+    score: int  # 0-100
+    category: HealthCategory
+    risk_factors: tuple[str, ...]
+    components: HealthComponents
+    measures: HealthMeasures | None  # None for closed deals
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "category": self.category,
+            "risk_factors": list(self.risk_factors),
+            "components": self.components.to_dict(),
+            "measures": None if self.measures is None else self.measures.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProbabilityBreakdown:
+    """Signed contributions in percentage points. ``raw`` is the sum of the first five;
+    ``raw + clamp_adjustment`` is the probability."""
+
+    stage_base_rate: float
+    engagement_boost: float
+    qualification_boost: float
+    velocity_penalty: float  # <= 0
+    competition_penalty: float  # <= 0
+    raw: float
+    clamp_adjustment: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "stage_base_rate": self.stage_base_rate,
+            "engagement_boost": self.engagement_boost,
+            "qualification_boost": self.qualification_boost,
+            "velocity_penalty": self.velocity_penalty,
+            "competition_penalty": self.competition_penalty,
+            "raw": self.raw,
+            "clamp_adjustment": self.clamp_adjustment,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProbabilityResult:
+    probability: float  # 0-100; open deals within [min_open, max_open]
+    confidence: Confidence
+    key_factors: tuple[str, ...]  # the stage first, then by size of effect
+    breakdown: ProbabilityBreakdown
+    clamped: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "probability": self.probability,
+            "confidence": self.confidence,
+            "key_factors": list(self.key_factors),
+            "breakdown": self.breakdown.to_dict(),
+            "clamped": self.clamped,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DealScore:
+    health: HealthResult
+    probability: ProbabilityResult
+    framework_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "framework_version": self.framework_version,
+            "health": self.health.to_dict(),
+            "probability": self.probability.to_dict(),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+
+
+def _pts(x: float) -> str:
+    """Signed points for sentences: +8 pts, -12.3 pts."""
+    s = f"{x:+.1f}"
+    if s.endswith(".0"):
+        s = s[:-2]
+    return s + " pts"
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"1 {noun}" if n == 1 else f"{n} {noun}s"
+
+
+@dataclass(frozen=True, slots=True)
+class _Texts:
+    """Sentences that depend only on the framework, built once per DealTables."""
+
+    stage: dict[DealStage, str]
+    budget: str
+    no_budget: str
+    dm: str
+    no_dm: str
+    champion: str
+    no_champion: str
+    capped: str
+    floored: str
+
+
+def _texts(t: DealTables) -> _Texts:
+    texts = _Texts(
+        stage={
+            s: f"{st.label.capitalize()} stage: {st.base_rate:g}% of such deals are won"
+            for s, st in t.stages.items()
+        },
+        budget=f"Budget confirmed ({_pts(t.p_budget)})",
+        no_budget=f"Budget not confirmed (0 of {t.p_budget:g} pts)",
+        dm=f"Decision maker engaged ({_pts(t.p_decision_maker)})",
+        no_dm=f"No decision maker engaged (0 of {t.p_decision_maker:g} pts)",
+        champion=f"Champion identified ({_pts(t.p_champion)})",
+        no_champion=f"No champion identified (0 of {t.p_champion:g} pts)",
+        capped=f"Capped at {t.p_max:g}%: an open deal is never certain",
+        floored=f"Raised to the {t.p_min:g}% floor for open deals",
+    )
+    t.memo["texts"] = texts
+    return texts
+
+
+def _closed_score(stage: DealStage, t: DealTables, version: str) -> DealScore:
+    won = stage is _WON
+    c = 100.0 if won else 0.0
+    health = HealthResult(
+        score=100 if won else 0,
+        category="healthy" if won else "critical",
+        risk_factors=() if won else ("Deal closed lost",),
+        components=HealthComponents(c, c, c, c, t.weights),
+        measures=None,
+    )
+    probability = ProbabilityResult(
+        probability=c,
+        confidence="high",
+        key_factors=("Deal closed won",) if won else ("Deal closed lost",),
+        breakdown=ProbabilityBreakdown(c, 0.0, 0.0, 0.0, 0.0, c, 0.0),
+        clamped=False,
+    )
+    return DealScore(health, probability, version)
+
+
+def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealScore:
+    """Health and close probability of one deal as of ``now`` (timezone-aware).
+
+    Formulas: see the module docstring; parameters: the framework resolved for the deal's
+    industry.
+    """
+    resolved = framework.for_industry(facts.industry)
+    t = resolved.deal
+    stage = facts.stage
+    st = t.stages.get(stage)
+    if st is None:  # closed
+        cached = t.memo.get(stage)
+        if cached is None:
+            cached = t.memo[stage] = _closed_score(stage, t, resolved.version)
+        return cached
+
+    risks: list[str] = []
+
+    # --- velocity ------------------------------------------------------------------------
+    in_stage = (now - facts.stage_entered_at).total_seconds() / _DAY
+    if in_stage < 0.0:
+        in_stage = 0.0
+    norm = st.norm_days
+    if in_stage <= norm:
+        velocity = 100.0
+    elif in_stage >= st.zero_days:
+        velocity = 0.0
+    else:
+        velocity = 100.0 * (st.zero_days - in_stage) / st.decline_days
+    if in_stage > st.stall_risk_days:
+        risks.append(f"Stagnant in {st.label} for {_days(int(in_stage))} (norm {norm:g})")
+
+    # --- engagement ----------------------------------------------------------------------
+    created_at = facts.created_at
+    last = facts.last_activity_at
+    since = (now - (created_at if last is None else last)).total_seconds() / _DAY
+    if since < 0.0:
+        since = 0.0
+    if since <= t.recency_full_days:
+        recency = 100.0
+    elif since >= t.recency_zero_days:
+        recency = 0.0
+    else:
+        recency = 100.0 * (t.recency_zero_days - since) / t.recency_span_days
+    age = (now - created_at).total_seconds() / _DAY
+    if age < 0.0:
+        age = 0.0
+    weeks = age / 7.0
+    if weeks < t.min_weeks:
+        weeks = t.min_weeks
+    per_week = facts.interactions / weeks
+    frequency = 100.0 * per_week / t.target_per_week
+    if frequency > 100.0:
+        frequency = 100.0
+    engagement = t.recency_weight * recency + t.frequency_weight * frequency
+    if since >= t.inactive_risk_days:
+        if last is None:
+            risks.append(f"No activity since the deal was created {_days(int(since))} ago")
+        else:
+            risks.append(f"No activity for {_days(int(since))}")
+    if per_week < t.low_frequency_rate and age >= t.frequency_risk_min_age_days:
+        risks.append(
+            f"Low activity: {per_week:.1f} interactions per week (target {t.target_per_week:g})"
+        )
+
+    # --- qualification -------------------------------------------------------------------
+    budget = facts.budget_confirmed
+    champion = facts.has_champion
+    dm = facts.decision_maker_engaged
+    lead = facts.lead_score
+    qualification = (
+        (t.q_budget if budget else 0.0)
+        + (t.q_champion if champion else 0.0)
+        + (t.q_decision_maker if dm else 0.0)
+        + (t.q_unknown_lead if lead is None else lead * t.q_lead_per_point)
+    )
+    expected = st.qualification_expected
+    if expected:
+        if not budget:
+            risks.append("Budget not confirmed")
+        if not champion:
+            risks.append("No champion identified")
+        if not dm:
+            risks.append("No decision maker engaged")
+    if lead is not None and lead < t.low_lead_score:
+        risks.append(f"Low lead score ({lead}/100)")
+
+    # --- slippage ------------------------------------------------------------------------
+    pushes = facts.close_date_pushes
+    push_penalty = pushes * t.push_points
+    if push_penalty > t.max_push_penalty:
+        push_penalty = t.max_push_penalty
+    ecd = facts.expected_close_date
+    overdue = 0
+    if ecd is not None:
+        overdue = (now.date() - ecd).days
+        if overdue < 0:
+            overdue = 0
+    overdue_penalty = overdue * t.overdue_points
+    if overdue_penalty > t.max_overdue_penalty:
+        overdue_penalty = t.max_overdue_penalty
+    slippage = 100.0 - push_penalty - overdue_penalty
+    if slippage < 0.0:
+        slippage = 0.0
+    if pushes >= t.push_risk_min:
+        risks.append(f"Close date pushed {_times(pushes)}")
+    if overdue > 0:
+        risks.append(f"Expected close date passed {_days(overdue)} ago")
+
+    # --- health --------------------------------------------------------------------------
+    weighted = (
+        t.w_velocity * velocity
+        + t.w_engagement * engagement
+        + t.w_qualification * qualification
+        + t.w_slippage * slippage
+    )
+    score = int(weighted + 0.5)  # round half up; weighted >= 0
+    if score > 100:
+        score = 100
+    if score >= t.healthy_min:
+        category: HealthCategory = "healthy"
+    elif score >= t.warning_min:
+        category = "warning"
+    else:
+        category = "critical"
+    health = HealthResult(
+        score,
+        category,
+        tuple(risks),
+        HealthComponents(velocity, engagement, qualification, slippage, t.weights),
+        HealthMeasures(in_stage, norm, since, per_week, overdue, pushes),
+    )
+
+    # --- probability ---------------------------------------------------------------------
+    base = st.base_rate
+    eng_boost = round(engagement * t.p_engagement_per_point, 2)
+    objections = facts.objections_handled
+    if objections > t.p_max_objections:
+        objections = t.p_max_objections
+    lead_pts = 0.0 if lead is None else lead * t.p_lead_per_point
+    obj_pts = objections * t.p_objection
+    qual_boost = round(
+        (t.p_budget if budget else 0.0)
+        + (t.p_decision_maker if dm else 0.0)
+        + (t.p_champion if champion else 0.0)
+        + lead_pts
+        + obj_pts,
+        2,
+    )
+    vel_penalty = round((velocity - 100.0) * t.p_velocity_per_point, 2)
+    competition = facts.competitors * t.p_competitor
+    if competition > t.p_max_competition:
+        competition = t.p_max_competition
+    comp_penalty = round(0.0 - competition, 2)
+    raw = round(base + eng_boost + qual_boost + vel_penalty + comp_penalty, 2)
+    if raw > t.p_max:
+        probability = t.p_max
+    elif raw < t.p_min:
+        probability = t.p_min
+    else:
+        probability = raw
+    clamped = probability != raw
+
+    # Key factors: the stage first, then every effect by size (points gained, lost, or
+    # missed for want of budget / champion / decision maker where the stage expects them).
+    tx = t.memo.get("texts") or _texts(t)
+    factors: list[tuple[float, str]] = [
+        (abs(eng_boost), f"Engagement {engagement:.0f}/100 ({_pts(eng_boost)})")
+    ]
+    if budget:
+        factors.append((t.p_budget, tx.budget))
+    elif expected:
+        factors.append((t.p_budget, tx.no_budget))
+    if dm:
+        factors.append((t.p_decision_maker, tx.dm))
+    elif expected:
+        factors.append((t.p_decision_maker, tx.no_dm))
+    if champion:
+        factors.append((t.p_champion, tx.champion))
+    elif expected:
+        factors.append((t.p_champion, tx.no_champion))
+    if lead is not None:
+        factors.append((lead_pts, f"Lead score {lead}/100 ({_pts(lead_pts)})"))
+    if obj_pts:
+        factors.append((obj_pts, f"{_count(objections, 'objection')} handled ({_pts(obj_pts)})"))
+    if vel_penalty:
+        factors.append(
+            (
+                -vel_penalty,
+                f"{_days(int(in_stage))} in {st.label}, norm {norm:g} ({_pts(vel_penalty)})",
+            )
+        )
+    if comp_penalty:
+        factors.append(
+            (
+                competition,
+                f"{_count(facts.competitors, 'competitor')} in the deal ({_pts(comp_penalty)})",
+            )
+        )
+    factors.sort(key=_by_size, reverse=True)  # stable: equal effects keep the order above
+    key_factors = [tx.stage[stage]]
+    for _, text in factors:
+        key_factors.append(text)
+    if clamped:
+        if probability == t.p_max:
+            key_factors.append(tx.capped)
+        else:
+            key_factors.append(tx.floored)
+
+    confidence_signals = (
+        (lead is not None)
+        + (facts.interactions >= t.conf_min_interactions)
+        + (ecd is not None)
+        + (age >= t.conf_min_age_days)
+        + st.late
+    )
+    if confidence_signals >= t.conf_high:
+        confidence: Confidence = "high"
+    elif confidence_signals >= t.conf_medium:
+        confidence = "medium"
+    else:
+        confidence = "low"
+
+    prob = ProbabilityResult(
+        probability,
+        confidence,
+        tuple(key_factors),
+        ProbabilityBreakdown(
+            base,
+            eng_boost,
+            qual_boost,
+            vel_penalty,
+            comp_penalty,
+            raw,
+            round(probability - raw, 2),
+        ),
+        clamped,
+    )
+    return DealScore(health, prob, resolved.version)
+
+
+def _by_size(item: tuple[float, str]) -> float:
+    return item[0]

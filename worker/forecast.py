@@ -1,0 +1,410 @@
+"""Revenue forecast by expected close month: pipeline, weighted value and the won-value range.
+
+Pure maths: no I/O, no clock. ``as_of`` is always an argument, and every random draw comes from
+a numpy ``Generator`` seeded from the ``seed`` argument, so the same inputs give the same output.
+
+Input is columnar (:class:`DealArrays`: numpy arrays of value, probability and expected close
+month), so a million open deals are one pass of vectorised arithmetic, not a Python loop.
+
+Months
+    Month 0 is the calendar month of ``as_of``; the forecast covers months 0 .. ``months`` - 1.
+    Deals with no expected close date are excluded (and counted, see :func:`forecast_coverage`).
+    Deals whose expected close month is before the as-of month are *carried over*: by default
+    (``overdue="fold"``) they are counted in month 0. An open deal past its close date has not
+    been lost; "now" is the most plausible time it closes, and its close probability already
+    carries the scorer's penalty for slipping. Dropping them would understate the current
+    month. ``overdue="exclude"`` leaves them out instead. The SQL read model
+    ``revenue_forecast_monthly`` folds them the same way. Deals beyond the horizon are excluded.
+    A deal with no amount counts in ``deal_count`` with value 0; a deal with no close probability
+    (unscored) counts in ``deal_count`` and ``pipeline`` with probability 0 (SQL ``sum`` ignoring
+    NULLs gives the same figures).
+
+The won value of a month
+    W = Σ B_i·v_i with independent B_i ~ Bernoulli(p_i). ``weighted`` = E[W] = Σ p_i·v_i and
+    ``expected_wins`` = Σ p_i are exact. P10/P50/P90 are quantiles of W, defined as the inverse
+    CDF (the smallest w with P(W ≤ w) ≥ q; numpy's ``inverted_cdf``), so for one deal of value v
+    at p = 0.5: P10 = P50 = 0, P90 = v. Deals with p = 1 add their value to every quantile,
+    deals with p = 0 or v = 0 add nothing; only the *random* deals (0 < p < 1, v > 0) need a
+    method, chosen per month by their number n:
+
+    * n ≤ ``EXACT_MAX`` (16): **exact** - all 2^n outcomes are enumerated. No error.
+    * n ≤ ``SIMULATE_MAX`` (1,000): **simulation** - ``simulations`` (20,000) seeded Monte-Carlo
+      draws, empirical inverse-CDF quantiles. The quantile's probability level is off by about
+      sqrt(q(1-q)/20,000) ≈ 0.002 (P10/P90) to 0.0035 (P50) standard error, i.e. about 0.01 to
+      0.02 standard deviations of W. Cost n × 20,000 uniform draws (≤ 0.2 s a month).
+    * n > ``SIMULATE_MAX``: **cornish_fisher** - moment matching. The first four cumulants of W
+      are exact sums (κ1 = Σpv, κ2 = Σv²p(1-p), κ3 = Σv³p(1-p)(1-2p),
+      κ4 = Σv⁴p(1-p)(1-6p(1-p))) and the quantile is the Cornish-Fisher expansion
+      μ + σ·(z + (z²-1)γ1/6 + (z³-3z)γ2/24 - (2z³-5z)γ1²/36), clamped to [0, Σv] and made
+      monotone. Cost: one vectorised pass (a 1,000,000-deal forecast takes ~0.1 s).
+      Measured against 200,000-draw simulations (values lognormal σ=1.5 or Pareto α=1.5,
+      p uniform, Beta(0.5, 4) or Beta(4, 0.5); n = 1,000 / 5,000 / 20,000), the error of P10,
+      P50 and P90 is at most about 0.04 standard deviations of W (≈ the simulation's own noise,
+      under 0.2 % of the quantile at n = 5,000; see tests/unit/test_forecast.py).
+    * **hybrid** - the expansion is only good when no single deal dominates the spread. When
+      deals with a share of the variance Σv²p(1-p) above ``DOMINANT_SHARE`` (1 %; so at most
+      100 of them) exist in a large month, those deals are simulated exactly (Bernoulli draws)
+      and the rest is drawn from its Cornish-Fisher distribution (μ + σ·w(Z), Z standard normal);
+      the quantiles are taken from the ``simulations`` summed draws. Error: the simulation's
+      (≈ 0.01 - 0.02 σ) plus the expansion's on the non-dominant remainder.
+
+    A quantile of a discrete distribution is one of its atoms; the moment-matched value lies
+    between atoms, at most about one deal value away (relevant only when few deals are likely
+    to win, i.e. Σp small, which is also when W is most skewed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "DOMINANT_SHARE",
+    "EXACT_MAX",
+    "MISSING_MONTH",
+    "SIMULATE_MAX",
+    "SIMULATIONS",
+    "DealArrays",
+    "ForecastCoverage",
+    "ForecastMethod",
+    "MonthForecast",
+    "compute_forecast",
+    "forecast_coverage",
+    "from_rows",
+    "month_index",
+    "month_start",
+]
+
+EXACT_MAX = 16  # random deals up to which all 2^n outcomes are enumerated (65,536 rows)
+SIMULATE_MAX = 1_000  # random deals up to which a month is simulated; above: Cornish-Fisher
+SIMULATIONS = 20_000  # Monte-Carlo draws per simulated month
+DOMINANT_SHARE = 0.01  # a deal carrying more of a month's variance is simulated, not expanded
+MISSING_MONTH = np.iinfo(np.int64).min  # close_month of a deal without expected close date
+QUANTILES = (0.1, 0.5, 0.9)
+_Z = np.array([-1.2815515655446004, 0.0, 1.2815515655446004])  # standard normal quantiles
+_BLOCK = 4_000_000  # max Bernoulli draws held in memory at once
+_CDF_SLACK = 1e-12  # P(W ≤ w) computed by summing floats may fall a hair short of q
+
+ForecastMethod = Literal["deterministic", "exact", "simulation", "cornish_fisher", "hybrid"]
+Overdue = Literal["fold", "exclude"]
+
+
+class MonthForecast(BaseModel):
+    """The forecast of one calendar month of expected closes (a published contract)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    month: date = Field(description="First day of the forecast month (expected close month).")
+    deal_count: int = Field(
+        ge=0,
+        description="Open deals expected to close this month (month 0 also holds deals whose "
+        "expected close month had already passed at the as-of date).",
+    )
+    pipeline: float = Field(ge=0, description="Sum of the deals' values (deal currency).")
+    weighted: float = Field(
+        ge=0, description="Probability-weighted value: sum of value × close probability."
+    )
+    p10: float = Field(
+        ge=0,
+        description="Won value at the 10th percentile: 90 % chance to win at least this much.",
+    )
+    p50: float = Field(ge=0, description="Median won value.")
+    p90: float = Field(
+        ge=0,
+        description="Won value at the 90th percentile: 10 % chance to win more than this.",
+    )
+    expected_wins: float = Field(
+        ge=0, description="Expected number of deals won: sum of close probabilities."
+    )
+    method: ForecastMethod = Field(
+        description="How p10/p50/p90 were obtained: deterministic (no uncertain deals), exact "
+        "(all outcomes enumerated), simulation (seeded Monte-Carlo), cornish_fisher (moment-"
+        "matched expansion, large months) or hybrid (dominant deals simulated, rest expanded)."
+    )
+
+
+class ForecastCoverage(BaseModel):
+    """Which input deals a forecast counted, and why the others were left out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    total: int = Field(ge=0, description="Deals given.")
+    included: int = Field(ge=0, description="Deals counted in some forecast month.")
+    no_close_date: int = Field(ge=0, description="Excluded: no expected close date.")
+    overdue: int = Field(
+        ge=0,
+        description="Deals whose expected close month is before the as-of month: counted in "
+        "month 0 when overdue='fold' (and in `included`), excluded when overdue='exclude'.",
+    )
+    beyond_horizon: int = Field(ge=0, description="Excluded: expected to close after the horizon.")
+    no_amount: int = Field(ge=0, description="Included deals with no amount (valued 0).")
+    no_probability: int = Field(
+        ge=0, description="Included deals with no close probability (taken as 0)."
+    )
+
+
+def month_index(d: date | np.datetime64) -> int:
+    """Months since January 1970 (the integer form of a ``datetime64[M]``)."""
+    if isinstance(d, np.datetime64):
+        return int(d.astype("datetime64[M]").astype(np.int64))
+    return (d.year - 1970) * 12 + d.month - 1
+
+
+def month_start(index: int) -> date:
+    """The first day of the month with this :func:`month_index`."""
+    year, month0 = divmod(index, 12)
+    return date(1970 + year, month0 + 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class DealArrays:
+    """Open deals as columns of equal length.
+
+    ``value``: float64, the deal value (NaN: unknown, counted as 0). ``probability``: float64
+    close probability in [0, 1] (NaN: unscored, counted as 0). ``close_month``: the expected
+    close month, either as ``datetime64`` (any unit; NaT = no date) or as an integer
+    :func:`month_index` (``MISSING_MONTH`` = no date); stored as int64 month indices.
+    """
+
+    value: np.ndarray
+    probability: np.ndarray
+    close_month: np.ndarray
+
+    def __post_init__(self) -> None:
+        value = np.ascontiguousarray(self.value, dtype=np.float64)
+        prob = np.ascontiguousarray(self.probability, dtype=np.float64)
+        close = np.asarray(self.close_month)
+        if close.dtype.kind == "M":
+            close = close.astype("datetime64[M]").astype(np.int64)  # NaT -> MISSING_MONTH
+        elif close.dtype.kind in "iu":
+            close = close.astype(np.int64)
+        else:
+            raise TypeError(f"close_month must be datetime64 or integer, not {close.dtype}")
+        if not value.ndim == prob.ndim == close.ndim == 1:
+            raise ValueError("value, probability and close_month must be 1-dimensional")
+        if not len(value) == len(prob) == len(close):
+            raise ValueError(
+                f"column lengths differ: value {len(value)}, probability {len(prob)}, "
+                f"close_month {len(close)}"
+            )
+        if np.any(value < 0) or np.isinf(value).any():
+            raise ValueError("deal values must be finite and >= 0 (NaN for unknown)")
+        if np.any(prob < 0) or np.any(prob > 1):
+            raise ValueError("probabilities must be in [0, 1] (NaN for unscored)")
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "probability", prob)
+        object.__setattr__(self, "close_month", np.ascontiguousarray(close))
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
+def from_rows(rows: Iterable[Mapping[str, Any]]) -> DealArrays:
+    """Build :class:`DealArrays` from database rows (asyncpg records or dicts) with ``amount``
+    (numeric or None), ``close_probability`` (0-100 or None) and ``expected_close_date`` (date
+    or None), e.g. ``SELECT amount, close_probability, expected_close_date FROM deals WHERE
+    stage NOT IN ('closed_won', 'closed_lost')``."""
+    rows = list(rows)
+    value = np.array([r["amount"] for r in rows], dtype=np.float64)  # None -> NaN
+    prob = np.array([r["close_probability"] for r in rows], dtype=np.float64) / 100.0
+    close = np.array([r["expected_close_date"] for r in rows], dtype="datetime64[D]")
+    return DealArrays(value, prob, close)
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The deals that fall in the forecast window, with their month bucket 0 .. months-1."""
+
+    bucket: np.ndarray
+    value: np.ndarray  # NaN replaced by 0
+    prob: np.ndarray  # NaN replaced by 0
+    coverage: ForecastCoverage
+
+
+def _window(deals: DealArrays, as_of: date, months: int, overdue: Overdue) -> _Window:
+    if months < 1:
+        raise ValueError("months must be >= 1")
+    if overdue not in ("fold", "exclude"):
+        raise ValueError("overdue must be 'fold' or 'exclude'")
+    base = month_index(as_of)
+    close = deals.close_month
+    has_date = close != MISSING_MONTH
+    rel = np.where(has_date, close, base) - base  # no overflow on the sentinel
+    late = has_date & (rel < 0)
+    if overdue == "fold":
+        rel = np.maximum(rel, 0)
+    inside = has_date & (rel >= 0) & (rel < months)
+    value = deals.value[inside]
+    prob = deals.probability[inside]
+    no_amount = np.isnan(value)
+    no_prob = np.isnan(prob)
+    coverage = ForecastCoverage(
+        total=len(deals),
+        included=int(inside.sum()),
+        no_close_date=int((~has_date).sum()),
+        overdue=int(late.sum()),
+        beyond_horizon=int((has_date & (rel >= months)).sum()),
+        no_amount=int(no_amount.sum()),
+        no_probability=int(no_prob.sum()),
+    )
+    return _Window(
+        bucket=rel[inside],
+        value=np.where(no_amount, 0.0, value),
+        prob=np.where(no_prob, 0.0, prob),
+        coverage=coverage,
+    )
+
+
+def forecast_coverage(
+    deals: DealArrays, as_of: date, months: int = 6, *, overdue: Overdue = "fold"
+) -> ForecastCoverage:
+    """How many deals :func:`compute_forecast` with the same arguments counts or leaves out."""
+    return _window(deals, as_of, months, overdue).coverage
+
+
+def _inverse_cdf(outcomes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """P10/P50/P90 of a discrete distribution: the smallest outcome with CDF ≥ q."""
+    order = np.argsort(outcomes, kind="stable")
+    cdf = np.cumsum(weights[order])
+    cdf /= cdf[-1]
+    idx = np.searchsorted(cdf, np.array(QUANTILES) - _CDF_SLACK, side="left")
+    return outcomes[order][np.minimum(idx, len(cdf) - 1)]
+
+
+def _exact(v: np.ndarray, p: np.ndarray) -> np.ndarray:
+    n = len(v)
+    bits = ((np.arange(1 << n, dtype=np.int64)[:, None] >> np.arange(n)) & 1).astype(bool)
+    outcomes = bits @ v
+    weights = np.prod(np.where(bits, p, 1.0 - p), axis=1)
+    return _inverse_cdf(outcomes, weights)
+
+
+def _bernoulli_sums(v: np.ndarray, p: np.ndarray, draws: int, rng: np.random.Generator):
+    """``draws`` samples of Σ B_i·v_i, drawn in blocks of bounded memory."""
+    out = np.empty(draws)
+    step = max(1, _BLOCK // max(1, len(v)))
+    for start in range(0, draws, step):
+        stop = min(draws, start + step)
+        won = rng.random((stop - start, len(v))) < p
+        out[start:stop] = won @ v
+    return out
+
+
+def _sample_quantiles(samples: np.ndarray) -> np.ndarray:
+    return np.quantile(samples, QUANTILES, method="inverted_cdf")
+
+
+def _cf_shape(z: np.ndarray, k2: float, k3: float, k4: float) -> np.ndarray:
+    """Cornish-Fisher standardised quantile w(z) for cumulants κ2, κ3, κ4."""
+    g1 = k3 / k2**1.5
+    g2 = k4 / k2**2
+    return (
+        z
+        + (z * z - 1.0) * g1 / 6.0
+        + (z**3 - 3.0 * z) * g2 / 24.0
+        - (2.0 * z**3 - 5.0 * z) * g1 * g1 / 36.0
+    )
+
+
+def _month_rng(seed: int, month: int) -> np.random.Generator:
+    """A generator per (seed, calendar month): a month's figures do not depend on the others."""
+    return np.random.default_rng(np.random.SeedSequence([seed, month & 0xFFFFFFFF]))
+
+
+def compute_forecast(
+    deals: DealArrays,
+    as_of: date,
+    months: int = 6,
+    *,
+    seed: int = 0,
+    overdue: Overdue = "fold",
+    simulations: int = SIMULATIONS,
+    exact_max: int = EXACT_MAX,
+    simulate_max: int = SIMULATE_MAX,
+) -> list[MonthForecast]:
+    """Forecast for the ``months`` calendar months starting with the month of ``as_of``.
+
+    Returns one :class:`MonthForecast` per month, in order, months without deals included (all
+    zero). See the module docstring for the months deals fall in and the quantile methods.
+    """
+    if simulations < 1:
+        raise ValueError("simulations must be >= 1")
+    w = _window(deals, as_of, months, overdue)
+    b, v, p = w.bucket, w.value, w.prob
+    base = month_index(as_of)
+
+    count = np.bincount(b, minlength=months)
+    pipeline = np.bincount(b, weights=v, minlength=months)
+    weighted = np.bincount(b, weights=p * v, minlength=months)
+    wins = np.bincount(b, weights=p, minlength=months)
+    sure = np.bincount(b, weights=np.where(p >= 1.0, v, 0.0), minlength=months)
+
+    rand = (p > 0.0) & (p < 1.0) & (v > 0.0)
+    rb, rv, rp = b[rand], v[rand], p[rand]
+    n_rand = np.bincount(rb, minlength=months)
+    scale = float(rv.max()) if len(rv) else 1.0  # cumulants in units of the largest value
+    u = rv / scale
+    q = rp * (1.0 - rp)
+    var_u = u * u * q
+    k2 = np.bincount(rb, weights=var_u, minlength=months)
+    k3 = np.bincount(rb, weights=var_u * u * (1.0 - 2.0 * rp), minlength=months)
+    k4 = np.bincount(rb, weights=var_u * u * u * (1.0 - 6.0 * q), minlength=months)
+    mean_u = np.bincount(rb, weights=u * rp, minlength=months)
+    top_u = np.bincount(rb, weights=u, minlength=months)  # Σv of the random deals
+    large = n_rand > simulate_max
+    dominant = large[rb] & (var_u > DOMINANT_SHARE * k2[rb])
+
+    result = []
+    for k in range(months):
+        n = int(n_rand[k])
+        method: ForecastMethod
+        if n == 0:
+            method, quant = "deterministic", np.zeros(3)
+        elif n <= exact_max:
+            sel = rb == k
+            method, quant = "exact", _exact(rv[sel], rp[sel])
+        elif not large[k]:
+            sel = rb == k
+            samples = _bernoulli_sums(rv[sel], rp[sel], simulations, _month_rng(seed, base + k))
+            method, quant = "simulation", _sample_quantiles(samples)
+        else:
+            dom = dominant & (rb == k)
+            if not dom.any():
+                shape = _cf_shape(_Z, k2[k], k3[k], k4[k])
+                quant_u = np.clip(mean_u[k] + np.sqrt(k2[k]) * shape, 0.0, top_u[k])
+                method, quant = "cornish_fisher", quant_u * scale
+            else:
+                du, dp = u[dom], rp[dom]
+                r2 = k2[k] - var_u[dom].sum()
+                r3 = k3[k] - (var_u[dom] * du * (1.0 - 2.0 * dp)).sum()
+                r4 = k4[k] - (var_u[dom] * du * du * (1.0 - 6.0 * q[dom])).sum()
+                rest_mean = mean_u[k] - (du * dp).sum()
+                rest_top = top_u[k] - du.sum()
+                rng = _month_rng(seed, base + k)
+                samples = _bernoulli_sums(du, dp, simulations, rng)
+                if r2 > 0.0:
+                    z = rng.standard_normal(simulations)
+                    rest = rest_mean + np.sqrt(r2) * _cf_shape(z, r2, r3, r4)
+                    samples += np.clip(rest, 0.0, max(rest_top, 0.0))
+                method, quant = "hybrid", _sample_quantiles(samples) * scale
+        # monotone; deals with p = 1 add to every quantile; float sums never above pipeline
+        quant = np.minimum(np.maximum.accumulate(quant) + sure[k], pipeline[k])
+        result.append(
+            MonthForecast(
+                month=month_start(base + k),
+                deal_count=int(count[k]),
+                pipeline=float(pipeline[k]),
+                weighted=float(weighted[k]),
+                p10=float(quant[0]),
+                p50=float(quant[1]),
+                p90=float(quant[2]),
+                expected_wins=float(wins[k]),
+                method=method,
+            )
+        )
+    return result
