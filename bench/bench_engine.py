@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from schemas.deal_events import DealStage
+from schemas.deal_events import OPEN_STAGES, DealStage
 from worker.engine import DealFacts, Framework, load_framework, score_deal
 
 TARGET_US = 20.0
@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         stages[deal.stage] += 1
 
     score_us = best_pass_us(score_deal, deals, framework, args.repeat)
+    open_deals = [d for d in deals if d.stage in OPEN_STAGES]
+    open_us = best_pass_us(score_deal, open_deals, framework, args.repeat)
     touch_us = best_pass_us(touch, deals, framework, args.repeat)
     replace_us = best_pass_us(replace, deals, framework, args.repeat)
 
@@ -162,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best of {args.repeat} passes")
     print("stages: " + ", ".join(f"{s.value} {n:,}" for s, n in stages.items()))
     print(f"score_deal (health + probability): {score_us:8.2f} us/deal")
+    print(f"  open deals only ({len(open_deals):,}):    {open_us:8.2f} us/deal")
     print(f"baseline touch (fields + dates):   {touch_us:8.2f} us/deal  ", end="")
     print(f"-> score_deal is {score_us / touch_us:.1f}x")
     print(f"baseline dataclasses.replace:      {replace_us:8.2f} us/deal  ", end="")
     print(f"-> score_deal is {score_us / replace_us:.1f}x")
-    met = score_us <= TARGET_US
+    met = max(score_us, open_us) <= TARGET_US
     print(f"target <= {TARGET_US:g} us/deal: {'met' if met else 'NOT met'}")
     return 0 if met else 1
 

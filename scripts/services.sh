@@ -173,6 +173,7 @@ pg_url_ok() {
     if PG_CONNECT_ERROR="$(PGCONNECT_TIMEOUT=5 "$psql" "$DATABASE_URL" -XAtq -c 'select 1' 2>&1 >/dev/null)"; then
         return 0
     fi
+    PG_CONNECT_ERROR="$(printf '%s' "$PG_CONNECT_ERROR" | tr -s '\n\t' '  ')"
     return 1
 }
 
@@ -311,7 +312,8 @@ EOF
 pg_start() {
     pg_write_conf
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT (log $PG_LOG)"
-    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$PG_START_TIMEOUT" start >/dev/null 2>&1 || {
+    # 9>&-: the server must not inherit (and so hold forever) this script's lock.
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$PG_START_TIMEOUT" start >/dev/null 2>&1 9>&- || {
         tail -n 30 "$PG_LOG" >&2 2>/dev/null || true
         die "PostgreSQL did not start (log above, full log: $PG_LOG)"
     }
@@ -357,7 +359,7 @@ pg_up() {
         if port_open 127.0.0.1 "$PG_PORT"; then
             log "port 127.0.0.1:$PG_PORT is in use:"
             port_owner "$PG_PORT" >&2
-            die "something already listens on 127.0.0.1:$PG_PORT but does not accept DATABASE_URL=$PG_URL_SAFE ($PG_CONNECT_ERROR). Either create that role/database in it, stop it (e.g. 'pg_ctlcluster <version> main stop'), or set DATABASE_URL to a free port, e.g. DATABASE_URL=postgresql://revintel:revintel@127.0.0.1:55432/revintel"
+            die "something already listens on 127.0.0.1:$PG_PORT but does not accept DATABASE_URL=$PG_URL_SAFE ($PG_CONNECT_ERROR). Either create that role/database in it, stop it (e.g. 'pg_ctlcluster <version> main stop'), or point DATABASE_URL at a free port (e.g. postgresql://revintel:revintel@127.0.0.1:55432/revintel) to get a separate local server."
         fi
         if [[ ! -f $PG_DATA/PG_VERSION ]]; then
             pg_initdb
@@ -658,7 +660,7 @@ kafka_up() {
         if port_open 127.0.0.1 "$p"; then
             log "port 127.0.0.1:$p is in use:"
             port_owner "$p" >&2
-            die "127.0.0.1:$p is taken by something that is not a working Kafka broker ($KAFKA_PROBE_ERROR). Stop it, or pick free ports, e.g. KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 KAFKA_CONTROLLER_PORT=19093"
+            die "127.0.0.1:$p is taken by something that is not a working Kafka broker ($KAFKA_PROBE_ERROR). Stop it, or pick free ports for a separate local broker: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port> KAFKA_CONTROLLER_PORT=<port>"
         fi
     done
 
@@ -674,7 +676,8 @@ kafka_up() {
     # No job control here, so the subshell is no process-group leader: setsid and nohup
     # exec in place and $! is the JVM's pid.
     kafka_cmd
-    (cd "$KAFKA_DIR" && exec setsid nohup "${KAFKA_CMD[@]}" kafka.Kafka "$KAFKA_PROPS" </dev/null >>"$KAFKA_LOG" 2>&1) &
+    # 9>&-: the broker must not inherit (and so hold forever) this script's lock.
+    (cd "$KAFKA_DIR" && exec setsid nohup "${KAFKA_CMD[@]}" kafka.Kafka "$KAFKA_PROPS" </dev/null >>"$KAFKA_LOG" 2>&1 9>&-) &
     local pid=$!
     printf '%s\n' "$pid" >"$KAFKA_PID_FILE"
     kafka_wait_ready "$pid" "$t0"

@@ -256,6 +256,17 @@ def export_schemas(
         console.print(f"wrote {path}")
 
 
+def _register_subcommands() -> None:
+    from worker.data_commands import register
+    from worker.score_commands import score_app
+
+    register(app)  # seed, replay
+    app.add_typer(score_app, name="score")
+
+
+_register_subcommands()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

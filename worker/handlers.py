@@ -224,7 +224,7 @@ def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
 def create_app(settings: Settings) -> FastStream:
     worker = DealWorker(settings)
     broker = create_broker(settings, worker)
-    app = FastStream(broker, title="revenue-intelligence worker")
+    app = FastStream(broker)
     app.on_startup(worker.start)
     app.after_shutdown(worker.stop)
     return app

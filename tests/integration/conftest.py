@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ def settings(services: Services, database_url: str) -> Settings:
         database_url=database_url,
         kafka_bootstrap_servers=services.bootstrap,
         deal_topic=unique("test.deal-events"),
+        alerts_topic=unique("test.alerts"),
         consumer_group=unique("test-group"),
         batch_size=50,
         batch_timeout_ms=50,
@@ -178,12 +180,8 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
     await admin.start()
     await consumer.start()
     try:
+        await consumer.topics()  # fetches cluster metadata, including this topic's partitions
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await consumer.force_metadata_update()  # first call may not know the topic yet
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
         return bool(partitions) and all(
@@ -192,6 +190,57 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def read_all(bootstrap: str, topic: str) -> list:
+    """Every record currently in ``topic`` (up to its end offsets at the time of the call)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list = []
+        async with asyncio.timeout(30):
+            while any(await consumer.position(tp) < end for tp, end in ends.items()):
+                for recs in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(recs)
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a `revintel` subprocess using these settings."""
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "REVINTEL_DEAL_TOPIC": settings.deal_topic,
+        "REVINTEL_ALERTS_TOPIC": settings.alerts_topic,
+        "REVINTEL_CONSUMER_GROUP": settings.consumer_group,
+        "REVINTEL_BATCH_TIMEOUT_MS": str(settings.batch_timeout_ms),
+        "COLUMNS": "200",
+        **extra,
+    }
+
+
+async def spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, within: float = 30.0) -> list:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from worker.engine import load_framework, score_deal
 
 from schemas.deal_events import DealStage
 from tests.factories import created, event
@@ -16,6 +15,7 @@ from tests.integration.conftest import (
     read_topic,
     unique,
 )
+from worker.engine import load_framework, score_deal
 from worker.merge import apply_event
 from worker.pipeline import facts_of
 
@@ -131,7 +131,7 @@ async def test_redelivery_and_full_replay_give_the_same_state(settings, start_wo
         created(f"{p}-2", amount=7_000),
         event(f"{p}-2", "closed_lost", {"reason": "budget"}, day=2),
     ]
-    await start_worker(settings)
+    first = await start_worker(settings)
     await publish(producer, settings.deal_topic, events)
 
     async def applied(n):
@@ -150,13 +150,17 @@ async def test_redelivery_and_full_replay_give_the_same_state(settings, start_wo
 
     # The same events delivered again (a producer retry, a CRM resending its webhooks).
     await publish(producer, settings.deal_topic, events)
-    marker = created(f"{p}-3")  # processed after the duplicates: proves they were consumed
+    marker = created(f"{p}-3")
     await publish(producer, settings.deal_topic, [marker])
-    await eventually(await applied(len(events) + 1))
 
-    assert await group_caught_up(
-        settings.kafka_bootstrap_servers, settings.consumer_group, settings.deal_topic
-    )
+    async def first_caught_up():
+        return await group_caught_up(
+            settings.kafka_bootstrap_servers, settings.consumer_group, settings.deal_topic
+        )
+
+    await eventually(first_caught_up)
+    assert first.stats["duplicates"] == len(events)
+    assert first.stats["applied"] == len(events) + 1
 
     after_redelivery = await deal_rows(db, p)
     for deal_id, row in snapshot.items():

@@ -80,7 +80,6 @@ Confidence = Literal["low", "medium", "high"]
 
 _DAY = 86400.0
 _WON = DealStage.closed_won
-_LOST = DealStage.closed_lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +364,7 @@ def _texts(t: DealTables) -> _Texts:
 
 
 def _closed_score(stage: DealStage, t: DealTables, version: str) -> DealScore:
-    won = stage is _WON
+    won = stage == _WON  # == not `is`: a plain "closed_won" string works too
     c = 100.0 if won else 0.0
     health = HealthResult(
         score=100 if won else 0,
