@@ -99,15 +99,16 @@ apt_install() {
         die "apt-get install $* failed"
 }
 
-# Interpreter for the stdlib-only Kafka probe (prefers the project venv).
+# Interpreter for the stdlib-only Kafka probe.
 python_bin() {
-    if [[ -x $ROOT/.venv/bin/python ]]; then
-        printf '%s\n' "$ROOT/.venv/bin/python"
-    elif command -v python3 >/dev/null 2>&1; then
-        command -v python3
-    else
-        return 1
-    fi
+    local c
+    for c in /usr/bin/python3 "$ROOT/.venv/bin/python" "$(command -v python3 || true)"; do
+        if [[ -n $c && -x $c ]]; then
+            printf '%s\n' "$c"
+            return 0
+        fi
+    done
+    return 1
 }
 
 # ----------------------------------------------------------------------------- PostgreSQL
@@ -425,7 +426,7 @@ parse_kafka_bootstrap() {
 kafka_probe() {
     local host="$1" port="$2" py
     port_open "$host" "$port" || {
-        KAFKA_PROBE_ERROR="port $host:$port closed"
+        KAFKA_PROBE_MSG="port $host:$port closed"
         return 1
     }
     py="$(python_bin)" || {
@@ -433,10 +434,10 @@ kafka_probe() {
         if [[ -f $KAFKA_LOG ]] && grep -q 'Kafka Server started' "$KAFKA_LOG"; then
             return 0
         fi
-        KAFKA_PROBE_ERROR="port open, no python3 to probe it"
+        KAFKA_PROBE_MSG="port open, no python3 to probe it"
         return 1
     }
-    KAFKA_PROBE_ERROR="$("$py" - "$host" "$port" 2>&1 <<'PY'
+    KAFKA_PROBE_MSG="$("$py" - "$host" "$port" 2>&1 <<'PY'
 import socket
 import struct
 import sys
@@ -619,11 +620,11 @@ kafka_wait_ready() {
             die "Kafka broker (pid $pid) exited during startup"
         fi
         if kafka_probe "$KAFKA_HOST" "$KAFKA_PORT"; then
-            log "Kafka: ready at $KAFKA_HOST:$KAFKA_PORT ($KAFKA_PROBE_ERROR; pid $pid, $(($(now) - t0)) s)"
+            log "Kafka: ready at $KAFKA_HOST:$KAFKA_PORT ($KAFKA_PROBE_MSG; pid $pid, $(($(now) - t0)) s)"
             return 0
         fi
         if (($(now) >= deadline)); then
-            log "Kafka not answering after ${KAFKA_START_TIMEOUT} s ($KAFKA_PROBE_ERROR); last lines of $KAFKA_LOG:"
+            log "Kafka not answering after ${KAFKA_START_TIMEOUT} s ($KAFKA_PROBE_MSG); last lines of $KAFKA_LOG:"
             tail -n 40 "$KAFKA_LOG" >&2 || true
             die "Kafka broker (pid $pid) did not become ready within ${KAFKA_START_TIMEOUT} s (it is left running; 'scripts/services.sh down' stops it)"
         fi
@@ -633,17 +634,17 @@ kafka_wait_ready() {
 
 kafka_up() {
     parse_kafka_bootstrap
-    KAFKA_PROBE_ERROR=""
+    KAFKA_PROBE_MSG=""
     if kafka_probe "$KAFKA_HOST" "$KAFKA_PORT"; then
         if kafka_pid_alive; then
             log "Kafka: already running (local broker, pid $KAFKA_PID) at $KAFKA_HOST:$KAFKA_PORT"
         else
-            log "Kafka: already reachable at $KAFKA_HOST:$KAFKA_PORT ($KAFKA_PROBE_ERROR); starting nothing"
+            log "Kafka: already reachable at $KAFKA_HOST:$KAFKA_PORT ($KAFKA_PROBE_MSG); starting nothing"
         fi
         return 0
     fi
     is_local_host "$KAFKA_HOST" ||
-        die "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS is not reachable ($KAFKA_PROBE_ERROR) and '$KAFKA_HOST' is not local, so no broker can be started for it. Fix it, or unset it to get a local broker."
+        die "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS is not reachable ($KAFKA_PROBE_MSG) and '$KAFKA_HOST' is not local, so no broker can be started for it. Fix it, or unset it to get a local broker."
     [[ $KAFKA_HOST == localhost ]] && KAFKA_HOST=127.0.0.1
 
     local t0
@@ -660,7 +661,7 @@ kafka_up() {
         if port_open 127.0.0.1 "$p"; then
             log "port 127.0.0.1:$p is in use:"
             port_owner "$p" >&2
-            die "127.0.0.1:$p is taken by something that is not a working Kafka broker ($KAFKA_PROBE_ERROR). Stop it, or pick free ports for a separate local broker: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port> KAFKA_CONTROLLER_PORT=<port>"
+            die "127.0.0.1:$p is taken by something that is not a working Kafka broker ($KAFKA_PROBE_MSG). Stop it, or pick free ports for a separate local broker: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port> KAFKA_CONTROLLER_PORT=<port>"
         fi
     done
 
@@ -712,17 +713,17 @@ kafka_down() {
 kafka_status() {
     parse_kafka_bootstrap
     local ok=1 state="NOT reachable"
-    KAFKA_PROBE_ERROR=""
+    KAFKA_PROBE_MSG=""
     if kafka_probe "$KAFKA_HOST" "$KAFKA_PORT"; then
         ok=0
         state="reachable"
     fi
     if kafka_pid_alive; then
-        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_ERROR}); local broker running, pid $KAFKA_PID, data $KAFKA_DATA, log $KAFKA_LOG"
+        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_MSG}); local broker running, pid $KAFKA_PID, data $KAFKA_DATA, log $KAFKA_LOG"
     elif ((ok == 0)); then
-        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_ERROR}); not started by this script"
+        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_MSG}); not started by this script"
     else
-        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_ERROR}); local broker not running"
+        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_MSG}); local broker not running"
     fi
     return $ok
 }

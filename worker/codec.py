@@ -1,4 +1,9 @@
-"""Turning raw Kafka records into validated deal events, or into dead letters with a reason."""
+"""Turning raw Kafka records into validated deal events, or into dead letters with a reason.
+
+Records on the deal topic carry our CloudEvents envelope. Records on a vendor's raw topic (or
+with a ``revintel-source`` header naming an adapter) are normalised by that adapter; one
+webhook body may hold several events.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.deal_events import DEAL_EVENT_TYPES, DealEvent, DealEventAdapter
+from worker.adapters import ADAPTERS, AdapterError, StageMap, adapt, default_stage_map
+
+CANONICAL = "cloudevents"
+SOURCE_HEADER = "revintel-source"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +69,39 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def decode(record: Any, max_bytes: int) -> Incoming | Rejected:
+def source_of(ref: RecordRef, topic_sources: dict[str, str]) -> str:
+    """The adapter for a record: its ``revintel-source`` header, else its topic's."""
+    for name, value in ref.headers:
+        if name == SOURCE_HEADER:
+            return value.decode(errors="replace")
+    return topic_sources.get(ref.topic, CANONICAL)
+
+
+def decode(
+    record: Any,
+    max_bytes: int,
+    topic_sources: dict[str, str] | None = None,
+    stages: StageMap | None = None,
+) -> list[Incoming] | Rejected:
     ref = RecordRef.of(record)
     raw = ref.value
     if raw is None or not raw.strip():
         return Rejected(ref, "empty_payload", "message has no payload")
     if len(raw) > max_bytes:
         return Rejected(ref, "oversized", f"payload of {len(raw)} bytes exceeds {max_bytes}")
+    source = source_of(ref, topic_sources or {})
+    if source == CANONICAL:
+        return _canonical(ref, raw)
+    if source not in ADAPTERS:
+        return Rejected(ref, "unknown_source", f"no adapter named {source!r}")
+    try:
+        events = adapt(source, raw, stages or default_stage_map())
+    except AdapterError as exc:
+        return Rejected(ref, "unmappable", f"{source}: {exc.reason}")
+    return [Incoming(e, ref) for e in events]
+
+
+def _canonical(ref: RecordRef, raw: bytes) -> list[Incoming] | Rejected:
     try:
         event = DealEventAdapter.validate_json(raw)
     except ValidationError as exc:
@@ -86,4 +121,4 @@ def decode(record: Any, max_bytes: int) -> Incoming | Rejected:
         return Rejected(
             ref, "key_mismatch", f"record key {ref.key!r} differs from subject {event.subject!r}"
         )
-    return Incoming(event, ref)
+    return [Incoming(event, ref)]

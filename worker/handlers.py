@@ -22,6 +22,7 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 
 from worker import store
+from worker.adapters import load_stage_map
 from worker.codec import Incoming, Rejected, decode
 from worker.engine import Framework, load_framework
 from worker.kafka_io import durable_producer, ensure_topics, send_all
@@ -29,7 +30,7 @@ from worker.log import get_logger
 from worker.outbox import OutboxRelay
 from worker.pipeline import BatchOutcome, apply_batch, outbox_json, rows_json
 from worker.retry import retry_transient
-from worker.settings import Settings
+from worker.settings import Settings, dlq_topic
 
 
 def dead_letter(rejected: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
@@ -52,6 +53,7 @@ class DealWorker:
     def __init__(self, settings: Settings, framework: Framework | None = None) -> None:
         self.settings = settings
         self.framework = framework or load_framework(settings.framework_path)
+        self.stages = load_stage_map(settings.stage_map_path)
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
@@ -62,7 +64,7 @@ class DealWorker:
         s = self.settings
         await ensure_topics(
             s.kafka_bootstrap_servers,
-            [s.deal_topic, s.deal_dlq_topic, s.alerts_topic],
+            [*s.input_topics, *map(dlq_topic, s.input_topics), s.alerts_topic],
             s.topic_partitions,
         )
         self.pool = await store.create_pool(s.database_url)
@@ -83,9 +85,15 @@ class DealWorker:
 
     async def handle_batch(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
         started = time.perf_counter()
-        decoded = [decode(r, self.settings.max_message_bytes) for r in records]
-        valid = [d for d in decoded if isinstance(d, Incoming)]
-        rejected = [d for d in decoded if isinstance(d, Rejected)]
+        s = self.settings
+        valid: list[Incoming] = []
+        rejected: list[Rejected] = []
+        for record in records:
+            out = decode(record, s.max_message_bytes, s.source_topics, self.stages)
+            if isinstance(out, Rejected):
+                rejected.append(out)
+            else:
+                valid.extend(out)
         await self._dead_letter(rejected)
         outcome = await retry_transient(lambda: self._apply(valid), "apply_batch")
         if outcome.alerts:
@@ -137,10 +145,15 @@ class DealWorker:
             self.log.warning(
                 "event_rejected", error=r.error, reason=r.reason, **r.ref.log_context()
             )
-        messages = [dead_letter(r) for r in rejected]
-        await retry_transient(
-            lambda: send_all(self.producer, self.settings.deal_dlq_topic, messages), "dead_letter"
-        )
+        by_topic: dict[str, list] = {}
+        for r in rejected:
+            by_topic.setdefault(dlq_topic(r.ref.topic), []).append(dead_letter(r))
+
+        async def send() -> None:
+            for topic, messages in by_topic.items():
+                await send_all(self.producer, topic, messages)
+
+        await retry_transient(send, "dead_letter")
 
     def _log_outcome(self, outcome: BatchOutcome, size: int, seconds: float) -> None:
         for item in outcome.applied:
@@ -203,7 +216,7 @@ def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
     broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="revintel-worker")
 
     @broker.subscriber(
-        settings.deal_topic,
+        *settings.input_topics,
         group_id=settings.consumer_group,
         batch=True,
         max_records=settings.batch_size,
@@ -213,7 +226,8 @@ def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
         parser=_tolerant_parser,
         decoder=_raw_records,
         title="deal-events",
-        description="CRM deal change events (CloudEvents envelope), key = deal id",
+        description="CRM deal change events: our CloudEvents envelope on the deal topic, "
+        "vendor webhook bodies on the source topics; key = deal id",
     )
     async def on_deal_events(records: Any) -> None:
         await worker.handle_batch(records)

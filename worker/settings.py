@@ -28,6 +28,15 @@ class Settings(BaseSettings):
         ),
     )
     deal_topic: str = "crm.deal-events"
+    source_topics: dict[str, str] = Field(
+        default_factory=lambda: {
+            "crm.hubspot": "hubspot",
+            "crm.salesforce": "salesforce",
+            "crm.pipedrive": "pipedrive",
+        },
+        description="raw vendor webhook topics -> adapter (JSON in the environment)",
+    )
+    stage_map_path: Path | None = Field(None, description="vendor stage names -> our stages")
     alerts_topic: str = "revintel.alerts"
     forecasts_topic: str = "revintel.forecasts"
     metrics_topic: str = "revintel.metrics"
@@ -46,7 +55,15 @@ class Settings(BaseSettings):
 
     @property
     def deal_dlq_topic(self) -> str:
-        return f"{self.deal_topic}.dlq"
+        return dlq_topic(self.deal_topic)
+
+    @property
+    def input_topics(self) -> list[str]:
+        return [self.deal_topic, *self.source_topics]
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
 
 
 @lru_cache

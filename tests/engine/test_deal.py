@@ -6,6 +6,7 @@ framework's numbers, never copied from the engine's output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from types import SimpleNamespace
@@ -323,3 +324,20 @@ def test_from_record_accepts_state_like_objects(fw: Framework) -> None:
     assert got.competitors == 2
     assert got.stage is DealStage.proposal
     assert isinstance(score_deal(got, NOW, fw), DealScore)
+
+
+def test_results_are_immutable_and_equal_to_regular_construction(fw: Framework) -> None:
+    score = score_deal(make_facts(), NOW, fw)
+    for obj in (
+        score,
+        score.health,
+        score.health.components,
+        score.health.measures,
+        score.probability,
+        score.probability.breakdown,
+    ):
+        cls = type(obj)
+        names = [f.name for f in dataclasses.fields(cls)]
+        assert cls(*(getattr(obj, n) for n in names)) == obj  # every slot set, same values
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, names[0], None)

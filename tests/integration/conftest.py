@@ -127,6 +127,7 @@ def settings(services: Services, database_url: str) -> Settings:
         kafka_bootstrap_servers=services.bootstrap,
         deal_topic=unique("test.deal-events"),
         alerts_topic=unique("test.alerts"),
+        source_topics={unique("test.hubspot"): "hubspot", unique("test.salesforce"): "salesforce"},
         consumer_group=unique("test-group"),
         batch_size=50,
         batch_timeout_ms=50,

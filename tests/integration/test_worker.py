@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +16,17 @@ from tests.integration.conftest import (
     read_topic,
     unique,
 )
+from worker.adapters import adapt, load_stage_map
 from worker.engine import load_framework, score_deal
 from worker.merge import apply_event
 from worker.pipeline import facts_of
 
 pytestmark = pytest.mark.integration
+FIXTURES = Path(__file__).resolve().parents[1] / "adapters" / "fixtures"
+
+
+def fixture(*parts: str) -> bytes:
+    return FIXTURES.joinpath(*parts).read_bytes()
 
 
 def expected_state(events):
@@ -208,3 +215,29 @@ async def test_stale_event_does_not_overwrite_newer_state(settings, start_worker
         await db.fetchval("SELECT outcome FROM applied_events WHERE event_id = $1", older.id)
         == "stale"
     )
+
+
+async def test_vendor_webhooks_on_raw_topics_are_normalised_and_applied(
+    settings, start_worker, producer, db
+):
+    hubspot_topic, salesforce_topic = list(settings.source_topics)
+    creation = fixture("hubspot", "creation.json")
+    sf_create = fixture("salesforce", "create.json")
+    await start_worker(settings)
+    await producer.send_and_wait(hubspot_topic, creation)
+    await producer.send_and_wait(salesforce_topic, sf_create)
+    await producer.send_and_wait(hubspot_topic, b'[{"subscriptionType": "deal.creation"}]')
+    stages = load_stage_map()
+    expected = {e.subject for e in adapt("hubspot", creation, stages)} | {
+        e.subject for e in adapt("salesforce", sf_create, stages)
+    }
+
+    async def landed():
+        return await db.fetchval(
+            "SELECT count(*) FROM deals WHERE deal_id = ANY($1::text[])", list(expected)
+        ) == len(expected)
+
+    await eventually(landed)
+    dead = await read_topic(settings.kafka_bootstrap_servers, f"{hubspot_topic}.dlq", 1)
+    headers = dict(dead[0].headers)
+    assert headers["dlq.error"] == b"unmappable" and headers["dlq.reason"].startswith(b"hubspot")

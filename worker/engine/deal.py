@@ -25,6 +25,20 @@ Health (0-100, integer) = round_half_up(w_v * velocity + w_e * engagement
 
 Category: "healthy" at score >= healthy_min, "warning" at >= warning_min, else "critical".
 
+Risk factors (health), in this order, N in whole days:
+
+* "Stagnant in <stage> for N days (norm M)"   days_in_stage > stall_risk_norm_multiple * norm
+* "No activity for N days" (or "No activity since the deal was created N days ago" when it
+  never had one)                                days since activity >= inactive_risk_days
+* "Low activity: X interactions per week (target T)"
+                                                per_week < low_frequency_risk_ratio * target,
+                                                deal age >= frequency_risk_min_age_days
+* "Budget not confirmed", "No champion identified", "No decision maker engaged"
+                                                only in stages with qualification_expected
+* "Low lead score (N/100)"                      lead_score < low_lead_score_risk
+* "Close date pushed N times"                   pushes >= push_risk_min
+* "Expected close date passed N days ago"       days_overdue > 0
+
 Close probability (percent) of an open deal = clamp(raw, min_open, max_open) with
 raw = stage_base_rate + engagement_boost + qualification_boost + velocity_penalty
       + competition_penalty, each term rounded to 2 decimals and raw their sum (2 decimals):
@@ -41,6 +55,11 @@ Confidence counts evidence signals (lead score known, interactions >= min_intera
 expected close date set, age >= min_age_days, stage in late_stages): >= high_min_signals is
 "high", >= medium_min_signals "medium", else "low".
 
+Key factors: the stage's base rate first, then each contribution with its signed points
+("Budget confirmed (+8 pts)", "2 competitors in the deal (-8 pts)"), largest effect first; in
+stages with qualification_expected a missing budget / champion / decision maker appears as a
+missed contribution ("No decision maker engaged (0 of 8 pts)"); a clamp is noted last.
+
 Closed deals are over: their scores do not depend on the deal's facts.
 
 * closed_won:  health 100 "healthy", components all 100, no risk factors; probability 100.
@@ -50,8 +69,9 @@ Closed deals are over: their scores do not depend on the deal's facts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -80,6 +100,7 @@ Confidence = Literal["low", "medium", "high"]
 
 _DAY = 86400.0
 _WON = DealStage.closed_won
+_first = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +325,26 @@ class DealScore:
         }
 
 
+def _fast_constructor(cls: type) -> Any:
+    """A positional constructor for a frozen slots dataclass that sets the slots through their
+    descriptors: about twice as fast as the generated frozen ``__init__`` (which goes through
+    ``object.__setattr__`` per field). Same result, same immutability; the hot path only."""
+    names = [f.name for f in fields(cls)]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    namespace.update({f"_set_{n}": getattr(cls, n).__set__ for n in names})
+    body = "".join(f"    _set_{n}(o, {n})\n" for n in names)
+    exec(f"def make({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", namespace)
+    return namespace["make"]
+
+
+_new_components = _fast_constructor(HealthComponents)
+_new_measures = _fast_constructor(HealthMeasures)
+_new_health = _fast_constructor(HealthResult)
+_new_breakdown = _fast_constructor(ProbabilityBreakdown)
+_new_probability = _fast_constructor(ProbabilityResult)
+_new_score = _fast_constructor(DealScore)
+
+
 # --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
@@ -342,6 +383,25 @@ class _Texts:
     no_champion: str
     capped: str
     floored: str
+    lead: tuple[str, ...]  # by lead score 0-100
+    objections: tuple[str, ...]  # by objections counted, 0..max_objections
+    competitors: tuple[str, ...]  # by competitor count, 0.._MEMO_COMPETITORS
+
+
+_MEMO_COMPETITORS = 30
+
+
+def _lead_text(lead: int, t: DealTables) -> str:
+    return f"Lead score {lead}/100 ({_pts(lead * t.p_lead_per_point)})"
+
+
+def _objection_text(n: int, t: DealTables) -> str:
+    return f"{_count(n, 'objection')} handled ({_pts(n * t.p_objection)})"
+
+
+def _competitor_text(n: int, t: DealTables) -> str:
+    penalty = 0.0 - min(t.p_max_competition, n * t.p_competitor)
+    return f"{_count(n, 'competitor')} in the deal ({_pts(round(penalty, 2))})"
 
 
 def _texts(t: DealTables) -> _Texts:
@@ -358,6 +418,9 @@ def _texts(t: DealTables) -> _Texts:
         no_champion=f"No champion identified (0 of {t.p_champion:g} pts)",
         capped=f"Capped at {t.p_max:g}%: an open deal is never certain",
         floored=f"Raised to the {t.p_min:g}% floor for open deals",
+        lead=tuple(_lead_text(n, t) for n in range(101)),
+        objections=tuple(_objection_text(n, t) for n in range(t.p_max_objections + 1)),
+        competitors=tuple(_competitor_text(n, t) for n in range(_MEMO_COMPETITORS + 1)),
     )
     t.memo["texts"] = texts
     return texts
@@ -508,12 +571,12 @@ def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealSco
         category = "warning"
     else:
         category = "critical"
-    health = HealthResult(
+    health = _new_health(
         score,
         category,
         tuple(risks),
-        HealthComponents(velocity, engagement, qualification, slippage, t.weights),
-        HealthMeasures(in_stage, norm, since, per_week, overdue, pushes),
+        _new_components(velocity, engagement, qualification, slippage, t.weights),
+        _new_measures(in_stage, norm, since, per_week, overdue, pushes),
     )
 
     # --- probability ---------------------------------------------------------------------
@@ -565,9 +628,9 @@ def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealSco
     elif expected:
         factors.append((t.p_champion, tx.no_champion))
     if lead is not None:
-        factors.append((lead_pts, f"Lead score {lead}/100 ({_pts(lead_pts)})"))
+        factors.append((lead_pts, tx.lead[lead] if 0 <= lead <= 100 else _lead_text(lead, t)))
     if obj_pts:
-        factors.append((obj_pts, f"{_count(objections, 'objection')} handled ({_pts(obj_pts)})"))
+        factors.append((obj_pts, tx.objections[objections]))
     if vel_penalty:
         factors.append(
             (
@@ -576,16 +639,12 @@ def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealSco
             )
         )
     if comp_penalty:
+        n = facts.competitors
         factors.append(
-            (
-                competition,
-                f"{_count(facts.competitors, 'competitor')} in the deal ({_pts(comp_penalty)})",
-            )
+            (competition, tx.competitors[n] if n <= _MEMO_COMPETITORS else _competitor_text(n, t))
         )
-    factors.sort(key=_by_size, reverse=True)  # stable: equal effects keep the order above
-    key_factors = [tx.stage[stage]]
-    for _, text in factors:
-        key_factors.append(text)
+    factors.sort(key=_first, reverse=True)  # stable: equal effects keep the order above
+    key_factors = [tx.stage[stage], *[text for _, text in factors]]
     if clamped:
         if probability == t.p_max:
             key_factors.append(tx.capped)
@@ -606,11 +665,11 @@ def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealSco
     else:
         confidence = "low"
 
-    prob = ProbabilityResult(
+    prob = _new_probability(
         probability,
         confidence,
         tuple(key_factors),
-        ProbabilityBreakdown(
+        _new_breakdown(
             base,
             eng_boost,
             qual_boost,
@@ -621,8 +680,4 @@ def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealSco
         ),
         clamped,
     )
-    return DealScore(health, prob, resolved.version)
-
-
-def _by_size(item: tuple[float, str]) -> float:
-    return item[0]
+    return _new_score(health, prob, resolved.version)

@@ -9,7 +9,7 @@ Components, each 0-100 (parameters: ``[defaults.expansion]`` + vertical override
 * health           = the given health; else 100 - churn_risk; else default_health
 * usage_growth     = clamp(50 + 50 * growth / growth_full); flat usage = 50. ``growth`` is the
                      given ``usage_growth`` or the trend of ``usage`` (recent half's mean against
-                     the earlier half's); unknown: 50.
+                     the earlier half's; usage rising from nothing counts as +100 %); unknown: 50.
 
 score = round_half_up(sum(weight * component)).
 
