@@ -5,8 +5,8 @@ category is warning or critical, or its close probability fell at least ``drop_p
 its reference. The reference is the highest probability seen since the deal was last not at
 risk; it is frozen while the deal is at risk. Once raised, a drop alert stays raised until the
 probability has recovered to less than half the drop below the reference (hysteresis: a deal
-hovering at the line does not flap between at risk and resolved). Levels: none < at_risk < critical (at risk
-and health critical).
+hovering at the line does not flap between at risk and resolved). Levels: none < at_risk <
+critical (at risk and health critical).
 
 Alerts fire on transitions only:
 - none -> at_risk or critical: ``at_risk``

@@ -174,20 +174,31 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0)
         await asyncio.sleep(0.2)
 
 
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"]:  # unknown topic: nothing there yet
+        return []
+    return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
+
+
 async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
     """Whether ``group`` has committed offsets at the end of every partition of ``topic``."""
+    partitions = await partitions_of(bootstrap, topic)
+    if not partitions:
+        return False
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await admin.start()
     await consumer.start()
     try:
-        await consumer.topics()  # fetches cluster metadata, including this topic's partitions
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        return bool(partitions) and all(
-            tp in committed and committed[tp].offset >= end for tp, end in ends.items()
-        )
+        return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
     finally:
         await consumer.stop()
         await admin.close()
@@ -195,21 +206,25 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
 
 async def read_all(bootstrap: str, topic: str) -> list:
     """Every record currently in ``topic`` (up to its end offsets at the time of the call)."""
+    partitions = await partitions_of(bootstrap, topic)
+    if not partitions:
+        return []
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         records: list = []
+
+        async def behind() -> bool:
+            positions = [await consumer.position(tp) for tp in ends]
+            return any(pos < end for pos, end in zip(positions, ends.values(), strict=True))
+
         async with asyncio.timeout(30):
-            while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            while await behind():
                 for recs in (await consumer.getmany(timeout_ms=500)).values():
                     records.extend(recs)
         return sorted(records, key=lambda r: (r.partition, r.offset))

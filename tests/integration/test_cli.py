@@ -50,6 +50,9 @@ async def test_worker_process_scores_the_sample_stream(services, database_url, d
     )
     try:
         code, produced = await revintel("produce-sample", "--timeout", "120", env=env)
+        if worker.returncode is not None:
+            out, _ = await worker.communicate()
+            pytest.fail(f"worker exited with {worker.returncode}: {out.decode()[-3000:]}")
         assert code == 0, produced
         assert "applied all" in produced
         code, shown = await revintel("show", env=env)
