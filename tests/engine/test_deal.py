@@ -207,7 +207,30 @@ def test_qualification_risks_only_where_the_stage_expects_them(fw: Framework) ->
     assert not fw.defaults.params.stages.prospecting.qualification_expected
     assert "Budget not confirmed" not in early.health.risk_factors
     assert "Budget not confirmed" in late.health.risk_factors
-    assert early.health.components.qualification == late.health.components.qualification
+    # the same facts count the same, except that an early stage does not fall below its floor
+    floor = fw.defaults.params.stages.prospecting.qualification_floor
+    assert early.health.components.qualification == max(late.health.components.qualification, floor)
+
+
+def test_a_new_unqualified_prospect_is_healthy(fw: Framework) -> None:
+    """Early stages are not expected to be qualified: a fresh prospect is not at risk."""
+    fresh = make_facts(
+        stage=DealStage.prospecting,
+        budget_confirmed=False,
+        has_champion=False,
+        decision_maker_engaged=False,
+        lead_score=None,
+        interactions=0,
+        last_activity_at=None,
+        created_at=NOW,
+        stage_entered_at=NOW,
+        close_date_pushes=0,
+        expected_close_date=None,
+    )
+    health = score_deal(fresh, NOW, fw).health
+    floor = fw.defaults.params.stages.prospecting.qualification_floor
+    assert health.components.qualification == floor
+    assert health.category == "healthy"
 
 
 def test_low_lead_score_and_unknown_lead_score(fw: Framework) -> None:

@@ -17,7 +17,8 @@ Health (0-100, integer) = round_half_up(w_v * velocity + w_e * engagement
                   max(min_weeks, age_days / 7).
 * qualification = budget_points [budget confirmed] + champion_points [champion]
                   + decision_maker_points [decision maker engaged]
-                  + lead_score_points * lead_score / 100 (unknown_lead_score when unknown).
+                  + lead_score_points * lead_score / 100 (unknown_lead_score when unknown),
+                  at least the stage's qualification_floor.
 * slippage      = max(0, 100 - min(max_push_penalty, points_per_push * pushes)
                   - min(max_overdue_penalty, points_per_overdue_day * days_overdue)),
                   days_overdue = whole days from the expected close date to now's date (in
@@ -522,6 +523,8 @@ def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealSco
         + (t.q_decision_maker if dm else 0.0)
         + (t.q_unknown_lead if lead is None else lead * t.q_lead_per_point)
     )
+    if qualification < st.qualification_floor:
+        qualification = st.qualification_floor
     expected = st.qualification_expected
     if expected:
         if not budget:

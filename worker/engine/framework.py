@@ -88,6 +88,11 @@ class StageParams(_Section):
         description="When true, a missing budget, champion or decision maker is reported as a "
         "risk factor at this stage (it always counts in the qualification component)."
     )
+    qualification_floor: Points = Field(
+        0,
+        description="Lowest qualification component at this stage: early stages are not "
+        "expected to be qualified yet, so a new, unqualified deal is not unhealthy for it.",
+    )
 
 
 class StagesParams(_Section):
@@ -612,6 +617,7 @@ class StageTable:
     stall_risk_days: float  # norm * stall_risk_norm_multiple
     base_rate: float
     qualification_expected: bool
+    qualification_floor: float
     late: bool  # counts as the late-stage confidence signal
 
 
@@ -710,6 +716,7 @@ class DealTables:
                 stall_risk_days=sp.norm_days * velocity.stall_risk_norm_multiple,
                 base_rate=sp.base_rate,
                 qualification_expected=sp.qualification_expected,
+                qualification_floor=sp.qualification_floor,
                 late=stage in late,
             )
         return cls(
