@@ -28,7 +28,7 @@ from worker.engine import Framework, load_framework
 from worker.kafka_io import durable_producer, ensure_topics, send_all
 from worker.log import get_logger
 from worker.outbox import OutboxRelay
-from worker.pipeline import BatchOutcome, apply_batch, outbox_json, rows_json
+from worker.pipeline import BatchOutcome, apply_batch, outbox_json, rows_json, stints_json
 from worker.retry import retry_transient
 from worker.settings import Settings, dlq_topic
 
@@ -68,6 +68,13 @@ class DealWorker:
             s.topic_partitions,
         )
         self.pool = await store.create_pool(s.database_url)
+        await store.sync_framework_params(
+            self.pool,
+            {
+                "alert_value_threshold": self.framework.alerts.value_threshold,
+                "alert_probability_drop_points": self.framework.alerts.probability_drop_points,
+            },
+        )
         self.producer = durable_producer(s.kafka_bootstrap_servers)
         await self.producer.start()
         self.relay = OutboxRelay(
@@ -125,6 +132,8 @@ class DealWorker:
             outcome = apply_batch(current, seen, valid, self.framework)
             if outcome.states:
                 await store.upsert_deals(conn, rows_json(outcome))
+            if outcome.stints:
+                await store.record_stints(conn, stints_json(outcome))
             if outcome.alerts:
                 await store.insert_alerts(conn, outbox_json(outcome))
             await store.record_events(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from schemas.alerts import AlertCause, AlertState, DealAlert
@@ -26,12 +27,23 @@ class StoredDeal:
     track: AlertTrack
 
 
+@dataclass(frozen=True, slots=True)
+class Stint:
+    """A deal's time in one stage (``deal_stage_history``); ``left_at`` None while current."""
+
+    deal_id: str
+    stage: str
+    entered_at: datetime
+    left_at: datetime | None = None
+
+
 @dataclass(slots=True)
 class BatchOutcome:
     states: dict[str, DealState] = field(default_factory=dict)  # changed deals, final state
     scores: dict[str, DealScore] = field(default_factory=dict)
     tracks: dict[str, AlertTrack] = field(default_factory=dict)
     alerts: list[DealAlert] = field(default_factory=list)
+    stints: list[Stint] = field(default_factory=list)  # stages entered, in order
     applied: list[Incoming] = field(default_factory=list)
     stale: list[Incoming] = field(default_factory=list)
     duplicates: list[Incoming] = field(default_factory=list)
@@ -137,6 +149,8 @@ def apply_batch(
         except Exception as exc:  # a bug or an impossible combination: dead-letter, go on
             out.failed.append(Rejected(item.ref, "processing_failed", repr(exc)))
             continue
+        if before is None or after.stage != before.stage:
+            out.stints.append(Stint(deal_id, after.stage.value, after.stage_entered_at))
         out.states[deal_id] = after
         out.scores[deal_id] = score
         out.tracks[deal_id] = new_track
@@ -186,3 +200,26 @@ def outbox_json(outcome: BatchOutcome) -> str:
             for a in outcome.alerts
         ]
     )
+
+
+def stints_json(outcome: BatchOutcome) -> str:
+    """New stints with ``left_at`` set where the same batch moved the deal on again. Several
+    stage changes at one instant keep the last stage (the table is keyed by entry time)."""
+    by_deal: dict[tuple[str, datetime], Stint] = {}
+    for stint in outcome.stints:
+        by_deal[(stint.deal_id, stint.entered_at)] = stint
+    ordered = sorted(by_deal.values(), key=lambda s: (s.deal_id, s.entered_at))
+    rows = []
+    for i, stint in enumerate(ordered):
+        nxt = ordered[i + 1] if i + 1 < len(ordered) else None
+        if nxt is not None and nxt.deal_id == stint.deal_id:
+            stint = replace(stint, left_at=nxt.entered_at)
+        rows.append(
+            {
+                "deal_id": stint.deal_id,
+                "stage": stint.stage,
+                "entered_at": stint.entered_at.isoformat(),
+                "left_at": stint.left_at.isoformat() if stint.left_at else None,
+            }
+        )
+    return json.dumps(rows)

@@ -134,3 +134,37 @@ ON CONFLICT (alert_id) DO NOTHING
 
 async def insert_alerts(conn: asyncpg.Connection, outbox_json: str) -> None:
     await conn.execute(INSERT_OUTBOX, outbox_json)
+
+
+CLOSE_STINTS = """
+UPDATE deal_stage_history h SET left_at = f.first_entered
+FROM (
+    SELECT deal_id, min(entered_at) AS first_entered
+    FROM jsonb_to_recordset($1::jsonb) AS r(deal_id text, entered_at timestamptz)
+    GROUP BY deal_id
+) f
+WHERE h.deal_id = f.deal_id AND h.left_at IS NULL AND h.entered_at < f.first_entered
+"""
+
+INSERT_STINTS = """
+INSERT INTO deal_stage_history (deal_id, stage, entered_at, left_at)
+SELECT deal_id, stage, entered_at, left_at
+FROM jsonb_to_recordset($1::jsonb)
+    AS r(deal_id text, stage text, entered_at timestamptz, left_at timestamptz)
+ON CONFLICT (deal_id, entered_at) DO UPDATE SET stage = EXCLUDED.stage, left_at = EXCLUDED.left_at
+"""
+
+
+async def record_stints(conn: asyncpg.Connection, stints_json: str) -> None:
+    """Close each deal's running stint where a new one starts, then add the new ones."""
+    await conn.execute(CLOSE_STINTS, stints_json)
+    await conn.execute(INSERT_STINTS, stints_json)
+
+
+async def sync_framework_params(pool: asyncpg.Pool, params: dict[str, float]) -> None:
+    """Numbers of the framework file that SQL views need (e.g. the at-risk threshold)."""
+    await pool.executemany(
+        "INSERT INTO framework_params (key, value) VALUES ($1, $2) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+        list(params.items()),
+    )

@@ -91,6 +91,21 @@ async def test_events_are_merged_scored_and_written(settings, start_worker, prod
         "SELECT count(*) FROM applied_events WHERE deal_id LIKE $1 || '%'", p
     )
     assert applied == len(events)
+    history = [
+        (r["deal_id"], r["stage"], r["entered_at"], r["left_at"])
+        for r in await db.fetch(
+            "SELECT * FROM deal_stage_history WHERE deal_id LIKE $1 || '%' "
+            "ORDER BY deal_id, entered_at",
+            p,
+        )
+    ]
+    t0, t4, t10 = events[0].time, events[2].time, events[6].time
+    assert history == [
+        (a, "prospecting", t0, t4),
+        (a, "qualification", t4, None),
+        (b, "prospecting", t0, t10),
+        (b, "closed_won", t10, None),
+    ]
 
 
 async def test_invalid_messages_are_dead_lettered_and_valid_ones_still_land(

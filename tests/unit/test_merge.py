@@ -73,3 +73,28 @@ def test_update_for_unknown_deal_creates_it_in_prospecting():
 def test_competitors_are_deduplicated_in_order():
     s = fold(created("D1", competitors_mentioned=["B", "A", "B"]))
     assert s.competitors == ("B", "A")
+
+
+def test_batch_records_stints_with_left_at_and_collapses_same_instant_changes():
+    import json
+
+    from worker.codec import Incoming, RecordRef
+    from worker.engine import load_framework
+    from worker.pipeline import apply_batch, stints_json
+
+    ref = RecordRef("t", 0, 0, None, None, ())
+    events = [
+        created("D1"),
+        event("D1", "stage_changed", {"stage": "qualification"}, day=2),
+        event("D1", "updated", {"amount": 5}, day=3),  # no stage change: no stint
+        event("D1", "stage_changed", {"stage": "proposal"}, day=5),
+        event("D1", "stage_changed", {"stage": "negotiation"}, day=5),  # same instant
+    ]
+    out = apply_batch({}, set(), [Incoming(e, ref) for e in events], load_framework())
+    rows = json.loads(stints_json(out))
+    day = lambda n: (T0 + timedelta(days=n)).isoformat()  # noqa: E731
+    assert [(r["stage"], r["entered_at"], r["left_at"]) for r in rows] == [
+        ("prospecting", day(0), day(2)),
+        ("qualification", day(2), day(5)),
+        ("negotiation", day(5), None),
+    ]
