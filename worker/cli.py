@@ -69,30 +69,17 @@ def produce_sample(
     timeout: Annotated[float, typer.Option(help="seconds to wait")] = 120.0,
 ) -> None:
     """Publish the sample deal event stream (idempotent: fixed event ids)."""
-    from worker.kafka_io import durable_producer, ensure_topics, send_all, wait_for_kafka
+    from worker.data_commands import publish
     from worker.sample import sample_events
 
     settings = get_settings()
     events = sample_events()
 
     async def main() -> None:
-        await wait_for_kafka(settings.kafka_bootstrap_servers)
-        await ensure_topics(
-            settings.kafka_bootstrap_servers, [settings.deal_topic], settings.topic_partitions
-        )
-        producer = durable_producer(settings.kafka_bootstrap_servers)
-        await producer.start()
-        try:
-            await send_all(
-                producer,
-                settings.deal_topic,
-                [(e.subject.encode(), e.model_dump_json().encode(), ()) for e in events],
-            )
-        finally:
-            await producer.stop()
+        topic = await publish(events, settings=settings)
         console.print(
-            f"published {len(events)} events for "
-            f"{len({e.subject for e in events})} deals to {settings.deal_topic}"
+            f"published {len(events)} events for {len({e.subject for e in events})} deals "
+            f"to {topic}"
         )
         if wait:
             await _wait_applied(settings.database_url, [e.id for e in events], timeout)

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from schemas.deal_events import DealEvent
 from worker.seed_data import PipelineSummary, generate_deals, summarize
+from worker.settings import Settings, get_settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -108,13 +109,13 @@ async def publish(
     events: Sequence[DealEvent],
     rate: float | None = None,
     on_sent: Callable[[int], None] = lambda n: None,
+    settings: Settings | None = None,
 ) -> str:
     """Send ``events`` in order to the deal topic (created if missing), keyed by deal id;
     returns the topic. Every batch is acknowledged (acks=all) before the next one."""
     from worker.kafka_io import durable_producer, ensure_topics, send_all, wait_for_kafka
-    from worker.settings import get_settings
 
-    settings = get_settings()
+    settings = settings or get_settings()
     bootstrap = settings.kafka_bootstrap_servers
     await wait_for_kafka(bootstrap)
     await ensure_topics(bootstrap, [settings.deal_topic], settings.topic_partitions)

@@ -9,6 +9,7 @@ exception rewinds the partitions instead, so the batch is consumed again).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import time
@@ -222,7 +223,10 @@ async def _raw_records(message: Any) -> Any:
 
 
 def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="revintel-worker")
+    # FastStream's per-message access log goes to DEBUG; our batch_applied line says more.
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers, client_id="revintel-worker", log_level=logging.DEBUG
+    )
 
     @broker.subscriber(
         *settings.input_topics,

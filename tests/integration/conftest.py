@@ -8,6 +8,7 @@ reachable; failing that, the tests fail and say how to start them. They never sk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -94,18 +95,26 @@ def services() -> Services:
     pytest.fail(f"{' and '.join(missing)} not reachable: {HINT}", pytrace=False)
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str, prefix: str = "revintel_test") -> AsyncIterator[str]:
+    """A new, migrated database on the server of ``server_url``; dropped on exit."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+        await migrate(url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 async def database_url(services: Services) -> AsyncIterator[str]:
-    """A fresh database for this test session, migrated, dropped afterwards."""
-    name = f"revintel_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(services.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(services.database_url)
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    await migrate(url)
-    yield url
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    """A fresh database for this test session (shared by its tests), dropped afterwards."""
+    async with fresh_database(services.database_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
