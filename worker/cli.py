@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,12 @@ def run(
     async def main() -> None:
         if migrate_first:
             await run_migrations(settings.database_url)
-        await create_app(settings).run()
+        # uvicorn serves /metrics, /health and /asyncapi and runs the consumer in its lifespan;
+        # SIGINT / SIGTERM stop it gracefully (the batch in hand is finished first).
+        await create_app(settings).run(
+            logging.WARNING,
+            {"host": settings.http_host, "port": settings.http_port, "access_log": "false"},
+        )
 
     asyncio.run(main())
 
@@ -230,6 +236,25 @@ def alerts_tail(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+@app.command()
+def asyncapi(
+    out: Annotated[Path, typer.Option(help="directory to write asyncapi.json/.html")] = Path(
+        "docs"
+    ),
+) -> None:
+    """Export the AsyncAPI document of every topic the worker reads and writes."""
+    from faststream.specification import get_asyncapi_html
+
+    from worker.handlers import DealWorker, asyncapi_spec, create_broker
+
+    settings = get_settings()
+    spec = asyncapi_spec(create_broker(settings, DealWorker(settings))).to_specification()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "asyncapi.json").write_text(spec.to_json())
+    (out / "asyncapi.html").write_text(get_asyncapi_html(spec))
+    console.print(f"wrote {out / 'asyncapi.json'} and {out / 'asyncapi.html'}")
 
 
 @app.command("export-schemas")

@@ -8,6 +8,7 @@ exception rewinds the partitions instead, so the batch is consumed again).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -18,16 +19,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord
-from faststream import AckPolicy, FastStream
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.specification import AsyncAPI
 
+from schemas.alerts import DealAlert
+from schemas.metrics import WorkerMetrics
 from worker import store
 from worker.adapters import load_stage_map
 from worker.codec import Incoming, Rejected, decode
 from worker.engine import Framework, load_framework
 from worker.kafka_io import durable_producer, ensure_topics, send_all
 from worker.log import get_logger
+from worker.metrics import BatchTimings, MetricsPublisher, snapshot
 from worker.outbox import OutboxRelay
 from worker.pipeline import BatchOutcome, apply_batch, outbox_json, rows_json, stints_json
 from worker.retry import retry_transient
@@ -58,6 +64,9 @@ class DealWorker:
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
+        self.metrics_publisher: MetricsPublisher | None = None
+        self.forecast: Any = None  # the forecast scheduler, when this worker runs one
+        self.timings = BatchTimings()
         self.log = get_logger(component="deal-worker")
         self.stats: Counter[str] = Counter()  # running totals since start
 
@@ -82,8 +91,15 @@ class DealWorker:
             self.pool, self.producer, s.alerts_topic, poll_seconds=s.outbox_poll_seconds
         )
         self.relay.start()  # first thing: publish what a previous run committed but did not send
+        if s.metrics_interval_seconds > 0:
+            self.metrics_publisher = MetricsPublisher(
+                self.producer, s.metrics_topic, self.metrics, s.metrics_interval_seconds
+            )
+            self.metrics_publisher.start()
 
     async def stop(self) -> None:
+        if self.metrics_publisher:
+            await self.metrics_publisher.stop()
         if self.relay:
             await self.relay.stop()
         if self.producer:
@@ -91,7 +107,20 @@ class DealWorker:
         if self.pool:
             await self.pool.close()
 
-    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
+    async def metrics(self) -> WorkerMetrics:
+        backlog = None
+        if self.relay is not None:
+            try:
+                async with asyncio.timeout(2):
+                    backlog = await self.relay.backlog()
+            except Exception:
+                backlog = None  # the database is down: report what is known
+        published = self.relay.published if self.relay else 0
+        return snapshot(self.stats, self.timings, published, backlog, self.forecast)
+
+    async def handle_batch(
+        self, records: Sequence[ConsumerRecord], consumer: Any = None
+    ) -> BatchOutcome:
         started = time.perf_counter()
         s = self.settings
         valid: list[Incoming] = []
@@ -119,7 +148,9 @@ class DealWorker:
             dead_lettered=len(rejected) + len(outcome.failed),
             alerts=len(outcome.alerts),
         )
-        self._log_outcome(outcome, len(records), time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.timings.observe(seconds, partition_lag(records, consumer))
+        self._log_outcome(outcome, len(records), seconds)
         return outcome
 
     async def _apply(self, valid: list[Incoming]) -> BatchOutcome:
@@ -198,6 +229,21 @@ class DealWorker:
         )
 
 
+def partition_lag(records: Sequence[ConsumerRecord], consumer: Any) -> dict[tuple[str, int], int]:
+    """Records left behind each partition's high watermark after this batch."""
+    if consumer is None or not hasattr(consumer, "highwater"):
+        return {}
+    last: dict[tuple[str, int], int] = {}
+    for r in records:
+        last[(r.topic, r.partition)] = max(r.offset, last.get((r.topic, r.partition), -1))
+    lag = {}
+    for (topic, partition), offset in last.items():
+        high = consumer.highwater(TopicPartition(topic, partition))
+        if high is not None:
+            lag[(topic, partition)] = max(0, high - offset - 1)
+    return lag
+
+
 def _utf8(value: bytes) -> bool:
     try:
         value.decode()
@@ -242,16 +288,55 @@ def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
         description="CRM deal change events: our CloudEvents envelope on the deal topic, "
         "vendor webhook bodies on the source topics; key = deal id",
     )
-    async def on_deal_events(records: Any) -> None:
-        await worker.handle_batch(records)
+    async def on_deal_events(records: Any, message: KafkaMessage) -> None:
+        await worker.handle_batch(records, getattr(message, "consumer", None))
 
+    # Declared for the AsyncAPI document: what the worker writes, and in which shape.
+    broker.publisher(
+        settings.alerts_topic,
+        title="alerts",
+        schema=DealAlert,
+        description="At-risk alerts (key = deal id, header alert_id)",
+    )
+    broker.publisher(
+        settings.metrics_topic,
+        title="metrics",
+        schema=WorkerMetrics,
+        description="Operational metrics of each worker, every few seconds",
+    )
+    for topic in settings.input_topics:
+        broker.publisher(
+            f"{topic}.dlq",
+            title=f"{topic}.dlq",
+            schema=bytes,
+            description="Dead letters: the original bytes and headers, plus "
+            "dlq.error, dlq.reason, dlq.source.topic/partition/offset",
+        )
     return broker
 
 
-def create_app(settings: Settings) -> FastStream:
+def create_app(settings: Settings) -> AsgiFastStream:
+    """The worker as an ASGI app: the Kafka consumer plus /metrics, /health and /asyncapi."""
+    from worker.endpoints import routes
+
     worker = DealWorker(settings)
     broker = create_broker(settings, worker)
-    app = FastStream(broker)
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=routes(worker, broker),
+        asyncapi_path="/asyncapi",
+        specification=asyncapi_spec(broker),
+    )
     app.on_startup(worker.start)
     app.after_shutdown(worker.stop)
     return app
+
+
+def asyncapi_spec(broker: KafkaBroker) -> AsyncAPI:
+    return AsyncAPI(
+        broker,
+        title="revenue-intelligence worker",
+        version="0.1.0",
+        description="Consumes CRM deal events, writes scores to PostgreSQL, publishes alerts, "
+        "dead letters and metrics.",
+    )

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     crash_point: str | None = Field(
         None, description="test hook: 'after_commit' kills the worker before alerts publish"
     )
+    metrics_interval_seconds: float = Field(
+        15.0, ge=0, description="metrics message period (0: do not publish)"
+    )
+    http_host: str = Field("127.0.0.1", description="where /metrics, /health, /asyncapi listen")
+    http_port: int = Field(8080, ge=0, le=65535, description="0: any free port")
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -251,6 +252,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         "REVINTEL_ALERTS_TOPIC": settings.alerts_topic,
         "REVINTEL_CONSUMER_GROUP": settings.consumer_group,
         "REVINTEL_BATCH_TIMEOUT_MS": str(settings.batch_timeout_ms),
+        "REVINTEL_HTTP_PORT": "0",  # any free port: tests run several workers
         "COLUMNS": "200",
         **extra,
     }
@@ -266,6 +268,13 @@ async def spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+
+
+def assert_graceful_exit(proc: asyncio.subprocess.Process, log: str) -> None:
+    """A worker stopped by SIGTERM finishes its batch and shuts down cleanly (uvicorn then
+    re-raises the signal, so the exit status is 0 or -SIGTERM)."""
+    assert proc.returncode in (0, -signal.SIGTERM), log[-3000:]
+    assert "shut down gracefully" in log, log[-3000:]
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, within: float = 30.0) -> list:

@@ -11,6 +11,7 @@ import pytest
 from schemas.alerts import DealAlert
 from tests.factories import created, event
 from tests.integration.conftest import (
+    assert_graceful_exit,
     eventually,
     group_caught_up,
     publish,
@@ -156,7 +157,7 @@ async def test_alert_survives_a_kill_between_commit_and_publish(settings, produc
     finally:
         survivor.send_signal(signal.SIGTERM)
         log, _ = await asyncio.wait_for(survivor.communicate(), 60)
-    assert survivor.returncode == 0, log.decode()[-2000:]
+    assert_graceful_exit(survivor, log.decode())
     alerts = alerts_of(await read_all(settings.kafka_bootstrap_servers, settings.alerts_topic))
     assert [a.kind for a in alerts] == ["at_risk"]
     assert alerts[0].alert_id == json.loads(row["payload"])["alert_id"]

@@ -4,14 +4,14 @@ published with `revintel produce-sample`, the result read with `revintel show`."
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 
 import pytest
 
-from tests.integration.conftest import unique
+from tests.integration.conftest import assert_graceful_exit, unique, worker_env
 from worker.sample import sample_events
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +31,15 @@ async def revintel(*args: str, env: dict[str, str], within: float = 150) -> tupl
 
 
 async def test_worker_process_scores_the_sample_stream(services, database_url, db):
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": services.bootstrap,
-        "REVINTEL_DEAL_TOPIC": unique("cli.deal-events"),
-        "REVINTEL_CONSUMER_GROUP": unique("cli-group"),
-        "COLUMNS": "200",
-    }
+    env = worker_env(
+        Settings(
+            database_url=database_url,
+            kafka_bootstrap_servers=services.bootstrap,
+            deal_topic=unique("cli.deal-events"),
+            alerts_topic=unique("cli.alerts"),
+            consumer_group=unique("cli-group"),
+        )
+    )
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -61,7 +62,7 @@ async def test_worker_process_scores_the_sample_stream(services, database_url, d
         worker.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(worker.communicate(), 60)
         log = out.decode()
-    assert worker.returncode == 0, log[-3000:]
+    assert_graceful_exit(worker, log)
     assert '"event":"batch_applied"' in log.replace(" ", "")
 
     events = sample_events()
