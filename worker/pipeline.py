@@ -17,7 +17,14 @@ from typing import Any
 from schemas.alerts import AlertCause, AlertState, DealAlert
 from worker.alerts import AlertRules, AlertTrack, Transition, alert_id, evaluate
 from worker.codec import Incoming, Rejected
-from worker.engine import DealFacts, DealScore, Framework, score_deal
+from worker.engine import (
+    DealFacts,
+    DealScore,
+    DealValuePrediction,
+    Framework,
+    predict_value_for_deal,
+    score_deal,
+)
 from worker.merge import DealState, apply_event
 
 
@@ -44,6 +51,10 @@ class BatchOutcome:
     tracks: dict[str, AlertTrack] = field(default_factory=dict)
     alerts: list[DealAlert] = field(default_factory=list)
     stints: list[Stint] = field(default_factory=list)  # stages entered, in order
+    # deals with no amount yet: their predicted value. Similar-deal averages are not used, as
+    # they depend on what else is in the database when the batch runs, and a replay must give
+    # the same state: the prediction is the framework's typical deal for the industry.
+    predictions: dict[str, DealValuePrediction] = field(default_factory=dict)
     applied: list[Incoming] = field(default_factory=list)
     stale: list[Incoming] = field(default_factory=list)
     duplicates: list[Incoming] = field(default_factory=list)
@@ -157,10 +168,20 @@ def apply_batch(
         out.applied.append(item)
         if alert:
             out.alerts.append(alert)
+    for deal_id, state in out.states.items():
+        if state.amount is None:
+            out.predictions[deal_id] = predict_value_for_deal(
+                state.industry, state.stage, None, framework
+            )
     return out
 
 
-def deal_row(state: DealState, score: DealScore, track: AlertTrack) -> dict[str, Any]:
+def deal_row(
+    state: DealState,
+    score: DealScore,
+    track: AlertTrack,
+    prediction: DealValuePrediction | None = None,
+) -> dict[str, Any]:
     """The ``deals`` row for a scored state, JSON-ready (for ``jsonb_to_recordset``)."""
     row = state.model_dump(mode="json")
     row["competitors"] = list(state.competitors)
@@ -172,6 +193,10 @@ def deal_row(state: DealState, score: DealScore, track: AlertTrack) -> dict[str,
         "health": score.health.to_dict(),
         "probability": score.probability.to_dict(),
     }
+    row["predicted_amount"] = None
+    if prediction is not None:
+        row["predicted_amount"] = prediction.predicted_value
+        row["score_details"]["value"] = prediction.model_dump(mode="json")
     row["framework_version"] = score.framework_version
     row["scored_at"] = row["last_event_time"]
     row["alert_level"] = track.level
@@ -183,7 +208,10 @@ def deal_row(state: DealState, score: DealScore, track: AlertTrack) -> dict[str,
 
 def rows_json(outcome: BatchOutcome) -> str:
     return json.dumps(
-        [deal_row(s, outcome.scores[d], outcome.tracks[d]) for d, s in outcome.states.items()]
+        [
+            deal_row(s, outcome.scores[d], outcome.tracks[d], outcome.predictions.get(d))
+            for d, s in outcome.states.items()
+        ]
     )
 
 

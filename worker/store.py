@@ -45,6 +45,7 @@ _SCORE_COLUMNS: dict[str, str] = {
     "score_details": "jsonb",
     "framework_version": "text",
     "scored_at": "timestamptz",
+    "predicted_amount": "numeric",
 }
 _ALERT_COLUMNS: dict[str, str] = {"alert_level": "text", "alert_ref_probability": "numeric"}
 _ALL = {**_STATE_COLUMNS, **_SCORE_COLUMNS, **_ALERT_COLUMNS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tests.integration.conftest import (
     unique,
 )
 from worker.adapters import adapt, load_stage_map
-from worker.engine import load_framework, score_deal
+from worker.engine import load_framework, predict_value_for_deal, score_deal
 from worker.merge import apply_event
 from worker.pipeline import facts_of
 
@@ -119,8 +120,6 @@ async def test_invalid_messages_are_dead_lettered_and_valid_ones_still_land(
     await publish(producer, topic, good[:1])
     bad_amount = created(f"{p}-neg").model_dump(mode="json")
     bad_amount["data"]["amount"] = -5
-    import json
-
     await producer.send_and_wait(topic, json.dumps(bad_amount).encode(), key=f"{p}-neg".encode())
     await producer.send_and_wait(
         topic, b'{"type": "deal.teleported", "id": "z"}', key=b"z", headers=[("trace", b"t-1")]
@@ -256,3 +255,35 @@ async def test_vendor_webhooks_on_raw_topics_are_normalised_and_applied(
     dead = await read_topic(settings.kafka_bootstrap_servers, f"{hubspot_topic}.dlq", 1)
     headers = dict(dead[0].headers)
     assert headers["dlq.error"] == b"unmappable" and headers["dlq.reason"].startswith(b"hubspot")
+
+
+async def test_a_deal_without_amount_gets_a_predicted_value_until_it_has_one(
+    settings, start_worker, producer, db
+):
+    d = unique("PV")
+    first = event(
+        d, "created", {"name": "New logo", "industry": "healthcare", "stage": "qualification"}
+    )
+    priced = event(d, "updated", {"amount": 12_345}, day=3)
+    await start_worker(settings)
+    await publish(producer, settings.deal_topic, [first])
+
+    async def scored():
+        return await db.fetchval("SELECT predicted_amount FROM deals WHERE deal_id = $1", d)
+
+    await eventually(scored)
+    expected = predict_value_for_deal("healthcare", DealStage.qualification, None, load_framework())
+    row = await db.fetchrow(
+        "SELECT amount, predicted_amount, score_details FROM deals WHERE deal_id = $1", d
+    )
+    assert row["amount"] is None
+    assert float(row["predicted_amount"]) == pytest.approx(expected.predicted_value, abs=0.01)
+    assert json.loads(row["score_details"])["value"]["method"] == "framework_default"
+
+    await publish(producer, settings.deal_topic, [priced])
+
+    async def priced_now():
+        return await db.fetchval("SELECT amount FROM deals WHERE deal_id = $1", d) is not None
+
+    await eventually(priced_now)
+    assert await db.fetchval("SELECT predicted_amount FROM deals WHERE deal_id = $1", d) is None
