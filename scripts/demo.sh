@@ -18,5 +18,5 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null || true' EXIT
 
 .venv/bin/revintel produce-sample --timeout 120
-.venv/bin/revintel show
+.venv/bin/revintel show --prefix D-10   # the sample's deals
 echo "worker log: $log   services keep running: bash scripts/services.sh status|down" >&2

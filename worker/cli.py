@@ -22,7 +22,8 @@ from worker.settings import get_settings
 app = typer.Typer(
     help="revenue-intelligence: CRM events in, deal scores and alerts out.", no_args_is_help=True
 )
-console = Console()
+# Piped output (CI logs, `| less`) gets a readable width instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(message: str) -> None:
@@ -158,7 +159,7 @@ def show(
         ("P(close)", "right"),
         ("top risk", "left"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, no_wrap=col != "top risk")  # type: ignore[arg-type]
     for r in rows:
         risks = json.loads(r["risk_factors"]) if isinstance(r["risk_factors"], str) else []
         cat = r["health_category"] or ""
