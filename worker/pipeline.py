@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import to_json
+
 from schemas.alerts import AlertCause, AlertState, DealAlert
 from worker.alerts import AlertRules, AlertTrack, Transition, alert_id, evaluate
 from worker.codec import Incoming, Rejected
@@ -182,8 +184,8 @@ def deal_row(
     track: AlertTrack,
     prediction: DealValuePrediction | None = None,
 ) -> dict[str, Any]:
-    """The ``deals`` row for a scored state, JSON-ready (for ``jsonb_to_recordset``)."""
-    row = state.model_dump(mode="json")
+    """The ``deals`` row for a scored state (serialised by ``rows_json``)."""
+    row = state.model_dump()
     row["competitors"] = list(state.competitors)
     row["health_score"] = score.health.score
     row["health_category"] = score.health.category
@@ -196,9 +198,9 @@ def deal_row(
     row["predicted_amount"] = None
     if prediction is not None:
         row["predicted_amount"] = prediction.predicted_value
-        row["score_details"]["value"] = prediction.model_dump(mode="json")
+        row["score_details"]["value"] = prediction.model_dump()
     row["framework_version"] = score.framework_version
-    row["scored_at"] = row["last_event_time"]
+    row["scored_at"] = state.last_event_time
     row["alert_level"] = track.level
     row["alert_ref_probability"] = (
         None if track.ref_probability is None else round(track.ref_probability, 2)
@@ -207,12 +209,13 @@ def deal_row(
 
 
 def rows_json(outcome: BatchOutcome) -> str:
-    return json.dumps(
+    # pydantic-core's encoder: dates, decimals and enums without a JSON-mode dump per row
+    return to_json(
         [
             deal_row(s, outcome.scores[d], outcome.tracks[d], outcome.predictions.get(d))
             for d, s in outcome.states.items()
         ]
-    )
+    ).decode()
 
 
 def outbox_json(outcome: BatchOutcome) -> str:
