@@ -43,13 +43,6 @@ from worker.log import get_logger
 from worker.retry import retry_transient
 from worker.settings import Settings, dlq_topic
 
-DEFAULT_ACCOUNT_TOPIC = "crm.account-events"
-
-
-def account_topic(settings: Settings) -> str:
-    return getattr(settings, "account_topic", DEFAULT_ACCOUNT_TOPIC)
-
-
 # -- decoding --------------------------------------------------------------------------------
 
 
@@ -182,7 +175,7 @@ class AccountHandler:
         self.pool = pool
         self.producer = producer
         self.framework = framework or load_framework(settings.framework_path)
-        self.topic = account_topic(settings)
+        self.topic = settings.account_topic
         self.log = get_logger(component="account-worker")
         self.stats: Counter[str] = Counter()
 
@@ -302,7 +295,7 @@ def register_account_subscriber(
     from worker.handlers import _raw_records, _tolerant_parser
 
     @broker.subscriber(
-        account_topic(settings),
+        settings.account_topic,
         group_id=settings.consumer_group,
         batch=True,
         max_records=settings.batch_size,
@@ -318,4 +311,12 @@ def register_account_subscriber(
     async def on_account_events(records: Any) -> None:
         await handler.handle_batch(records)
 
+    # Declared for the AsyncAPI document, like the deal topics' dead-letter topics.
+    broker.publisher(
+        dlq_topic(settings.account_topic),
+        title=dlq_topic(settings.account_topic),
+        schema=bytes,
+        description="Dead letters: the original bytes and headers, plus "
+        "dlq.error, dlq.reason, dlq.source.topic/partition/offset",
+    )
     return on_account_events

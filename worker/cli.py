@@ -271,9 +271,11 @@ def export_schemas(
 
 def _register_subcommands() -> None:
     from worker.data_commands import register
+    from worker.forecast_commands import register as register_forecast
     from worker.score_commands import score_app
 
     register(app)  # seed, replay
+    register_forecast(app)  # forecast, dashboard
     app.add_typer(score_app, name="score")
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +52,6 @@ __all__ = [
     "Kpis",
     "StageRow",
     "forecast_table",
-    "horizon_end",
     "load_dashboard",
     "render",
     "write_chart",
@@ -295,12 +294,13 @@ def render(data: DashboardData) -> RenderableType:
     else:
         if data.forecast_source == "snapshot" and data.forecast_run_started_at is not None:
             note = (
-                f"from forecast run {data.forecast_run_id} "
+                f"Forecast from run {data.forecast_run_id} "
                 f"({data.forecast_run_started_at:%Y-%m-%d %H:%M} UTC)"
             )
         else:
-            note = "computed now (no stored run for this as-of)"
-        parts.append(forecast_table(data.forecast, f"Forecast by expected close month, {note}"))
+            note = "Forecast computed now (no stored run for this as-of)"
+        parts.append(forecast_table(data.forecast))
+        parts.append(Text(note, style="dim"))
     return Group(*parts)
 
 
@@ -401,8 +401,3 @@ def write_chart(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
     return out
-
-
-def horizon_end(as_of: date) -> date:
-    """Last expected close date counted in ``weighted_90d``."""
-    return as_of + timedelta(days=WEIGHTED_WINDOW_DAYS)

@@ -389,11 +389,16 @@ def compute_forecast(
                 method, quant = "cornish_fisher", quant_u * scale
             else:
                 du, dp = u[dom], rp[dom]
-                r2 = k2[k] - var_u[dom].sum()
-                r3 = k3[k] - (var_u[dom] * du * (1.0 - 2.0 * dp)).sum()
-                r4 = k4[k] - (var_u[dom] * du * du * (1.0 - 6.0 * q[dom])).sum()
-                rest_mean = mean_u[k] - (du * dp).sum()
-                rest_top = top_u[k] - du.sum()
+                # The rest's cumulants are summed over the rest itself, not taken as month
+                # total minus the dominant deals': when the rest is tiny next to them, that
+                # difference is rounding noise and the skewness term explodes.
+                rest = (rb == k) & ~dominant
+                ru, rq, rvar = u[rest], q[rest], var_u[rest]
+                r2 = rvar.sum()
+                r3 = (rvar * ru * (1.0 - 2.0 * rp[rest])).sum()
+                r4 = (rvar * ru * ru * (1.0 - 6.0 * rq)).sum()
+                rest_mean = (ru * rp[rest]).sum()
+                rest_top = ru.sum()
                 rng = _month_rng(seed, base + k)
                 samples = _bernoulli_sums(du, dp, simulations, rng)
                 if r2 > 0.0:

@@ -4,18 +4,23 @@ dashboard (and write its chart).
 The main CLI adds them with ``register(app)``. Both read ``DATABASE_URL`` (and, to publish,
 ``KAFKA_BOOTSTRAP_SERVERS`` and ``REVINTEL_FORECASTS_TOPIC``) from the environment at each call.
 Errors (database or broker unreachable, no deals to take an as-of from) print a message and
-exit with status 2.
+exit with status 2. While they run, only warnings and errors are logged (to stderr).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import structlog
 import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
@@ -32,6 +37,27 @@ __all__ = ["register"]
 def _fail(message: str) -> NoReturn:
     Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Only warnings and errors, on stderr, while a command runs (the table is the output);
+    the previous structlog configuration is restored afterwards (also in-process, in tests)."""
+    previous = structlog.get_config()
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield
+    finally:
+        structlog.configure(**previous)
 
 
 def _parse_date(text: str | None) -> date | None:
@@ -126,7 +152,8 @@ def forecast(
             await producer.stop()
 
     try:
-        result = asyncio.run(run())
+        with _quiet_logs():
+            result = asyncio.run(run())
     except ForecastUnavailable as exc:
         _fail(f"{exc}; pass --as-of to forecast an empty pipeline")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -142,7 +169,8 @@ def forecast(
     console.print(_coverage_line(result), highlight=False)
     if publish:
         try:
-            asyncio.run(send(result))
+            with _quiet_logs():
+                asyncio.run(send(result))
         except (KafkaError, RuntimeError, OSError) as exc:
             _fail(f"forecast stored (run {result.run_id}) but not published: {exc}")
         console.print(f"published to {settings.forecasts_topic}", highlight=False)
@@ -174,7 +202,8 @@ def dashboard(
             await pool.close()
 
     try:
-        data = asyncio.run(main())
+        with _quiet_logs():
+            data = asyncio.run(main())
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         _fail(f"cannot read the dashboard from {_safe_url(settings.database_url)}: {exc}")
     console.print(render(data))

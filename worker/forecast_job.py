@@ -420,7 +420,8 @@ class ForecastScheduler:
         cls, settings: Any, pool: asyncpg.Pool, producer: Any, *, framework_version: str | None
     ) -> ForecastScheduler:
         """From ``Settings`` (forecasts_topic, forecast_cron, forecast_daily_cron,
-        forecast_months, forecast_seed; defaults for the fields it does not have)."""
+        forecast_months, forecast_seed; defaults for the fields it does not have). Whether to
+        start it at all (``forecast_enabled``) is the caller's decision."""
         return cls(
             pool,
             producer,
@@ -452,7 +453,11 @@ class ForecastScheduler:
     async def run_now(
         self, kind: ForecastKind = "manual", *, not_before: datetime | None = None
     ) -> ForecastPublished | None:
-        """Run a forecast as of the data's as-of date and publish it (None: skipped)."""
+        """Run a forecast as of the data's as-of date and publish it (None: skipped).
+
+        The run is stored before it is published; publishing is retried while the broker is
+        unavailable (transient errors), so a stored run is published unless the task is
+        cancelled first (consumers dedupe by run_id)."""
         started_at = self._clock()
         t0 = time.perf_counter()
         forecast = await run_forecast(

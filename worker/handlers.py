@@ -26,11 +26,14 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
 
 from schemas.alerts import DealAlert
+from schemas.forecasts import ForecastPublished
 from schemas.metrics import WorkerMetrics
 from worker import store
+from worker.account_handler import AccountHandler, register_account_subscriber
 from worker.adapters import load_stage_map
 from worker.codec import Incoming, Rejected, decode
 from worker.engine import Framework, load_framework
+from worker.forecast_job import ForecastScheduler
 from worker.kafka_io import durable_producer, ensure_topics, send_all
 from worker.log import get_logger
 from worker.metrics import BatchTimings, MetricsPublisher, snapshot
@@ -61,11 +64,12 @@ class DealWorker:
         self.settings = settings
         self.framework = framework or load_framework(settings.framework_path)
         self.stages = load_stage_map(settings.stage_map_path)
+        self.accounts = AccountHandler(settings, None, None, self.framework)
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self.metrics_publisher: MetricsPublisher | None = None
-        self.forecast: Any = None  # the forecast scheduler, when this worker runs one
+        self.forecast: ForecastScheduler | None = None
         self.timings = BatchTimings()
         self.log = get_logger(component="deal-worker")
         self.stats: Counter[str] = Counter()  # running totals since start
@@ -74,7 +78,14 @@ class DealWorker:
         s = self.settings
         await ensure_topics(
             s.kafka_bootstrap_servers,
-            [*s.input_topics, *map(dlq_topic, s.input_topics), s.alerts_topic],
+            [
+                *s.input_topics,
+                *map(dlq_topic, s.input_topics),
+                *self.accounts.topics,
+                s.alerts_topic,
+                s.metrics_topic,
+                s.forecasts_topic,
+            ],
             s.topic_partitions,
         )
         self.pool = await store.create_pool(s.database_url)
@@ -87,10 +98,16 @@ class DealWorker:
         )
         self.producer = durable_producer(s.kafka_bootstrap_servers)
         await self.producer.start()
+        self.accounts.bind(self.pool, self.producer)
         self.relay = OutboxRelay(
             self.pool, self.producer, s.alerts_topic, poll_seconds=s.outbox_poll_seconds
         )
         self.relay.start()  # first thing: publish what a previous run committed but did not send
+        if s.forecast_enabled:
+            self.forecast = ForecastScheduler.from_settings(
+                s, self.pool, self.producer, framework_version=self.framework.version
+            )
+            self.forecast.start()
         if s.metrics_interval_seconds > 0:
             self.metrics_publisher = MetricsPublisher(
                 self.producer, s.metrics_topic, self.metrics, s.metrics_interval_seconds
@@ -100,6 +117,8 @@ class DealWorker:
     async def stop(self) -> None:
         if self.metrics_publisher:
             await self.metrics_publisher.stop()
+        if self.forecast:
+            await self.forecast.stop()
         if self.relay:
             await self.relay.stop()
         if self.producer:
@@ -291,12 +310,19 @@ def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
     async def on_deal_events(records: Any, message: KafkaMessage) -> None:
         await worker.handle_batch(records, getattr(message, "consumer", None))
 
+    register_account_subscriber(broker, settings, worker.accounts)
     # Declared for the AsyncAPI document: what the worker writes, and in which shape.
     broker.publisher(
         settings.alerts_topic,
         title="alerts",
         schema=DealAlert,
         description="At-risk alerts (key = deal id, header alert_id)",
+    )
+    broker.publisher(
+        settings.forecasts_topic,
+        title="forecasts",
+        schema=ForecastPublished,
+        description="Forecast runs (key = as-of date, headers run_id and kind)",
     )
     broker.publisher(
         settings.metrics_topic,

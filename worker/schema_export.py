@@ -9,10 +9,14 @@ from pydantic import TypeAdapter
 
 from schemas.alerts import DealAlert
 from schemas.deal_events import DealEvent
+from schemas.forecasts import ForecastPublished
+from schemas.metrics import WorkerMetrics
 
 CONTRACTS: dict[str, TypeAdapter] = {
     "deal-event": TypeAdapter(DealEvent),
     "deal-alert": TypeAdapter(DealAlert),
+    "forecast": TypeAdapter(ForecastPublished),
+    "worker-metrics": TypeAdapter(WorkerMetrics),
 }
 
 

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
         ),
     )
     deal_topic: str = "crm.deal-events"
+    account_topic: str = "crm.account-events"
     source_topics: dict[str, str] = Field(
         default_factory=lambda: {
             "crm.hubspot": "hubspot",
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     crash_point: str | None = Field(
         None, description="test hook: 'after_commit' kills the worker before alerts publish"
     )
+    forecast_enabled: bool = Field(True, description="run the forecast job in this worker")
+    forecast_cron: str = Field("*/15 * * * *", description="forecast schedule (cron, UTC)")
+    forecast_daily_cron: str = Field("0 2 * * *", description="daily snapshot (cron, UTC)")
+    forecast_months: int = Field(6, ge=1, le=60, description="forecast horizon in months")
+    forecast_seed: int = Field(0, description="seed of the forecast's simulations")
     metrics_interval_seconds: float = Field(
         15.0, ge=0, description="metrics message period (0: do not publish)"
     )

@@ -91,7 +91,8 @@ def _stored(record: asyncpg.Record) -> StoredDeal:
 
 
 async def create_pool(database_url: str) -> asyncpg.Pool:
-    return await asyncpg.create_pool(database_url, min_size=1, max_size=4, command_timeout=60)
+    # batches, the outbox relay, the forecast job and /health each take a connection at times
+    return await asyncpg.create_pool(database_url, min_size=1, max_size=6, command_timeout=60)
 
 
 async def lock_deals(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, StoredDeal]:

@@ -45,46 +45,53 @@ def csv_expectations(path: Path) -> tuple[dict[str, tuple[str, Decimal | None]],
     return deals, dict(per_month)
 
 
+@pytest.fixture(scope="module")
+async def replay_db(services):
+    """A database of its own (views aggregate everything); dropped after the module, so only
+    after the test's worker has stopped."""
+    async with fresh_database(services.database_url, "revintel_replay") as url:
+        yield url
+
+
 @pytest.mark.skipif(DATA is None, reason=f"CRM export absent (../shared/data/crm, ${CRM_DATA_ENV})")
-async def test_full_replay_lands_every_deal_and_the_won_revenue(services, settings, start_worker):
+async def test_full_replay_lands_every_deal_and_the_won_revenue(replay_db, settings, start_worker):
     expected, won_per_month = csv_expectations(DATA)
     events = export_events(DATA)
-    async with fresh_database(services.database_url, "revintel_replay") as url:
-        s = settings.model_copy(update={"database_url": url, "batch_size": 1000})
-        worker = await start_worker(s)
-        started = time.perf_counter()
-        await publish(events, settings=s)
+    s = settings.model_copy(update={"database_url": replay_db, "batch_size": 1000})
+    worker = await start_worker(s)
+    started = time.perf_counter()
+    await publish(events, settings=s)
 
-        async def all_applied():
-            return worker.stats["applied"] + worker.stats["stale"] >= len(events)
+    async def all_applied():
+        return worker.stats["applied"] + worker.stats["stale"] >= len(events)
 
-        await eventually(all_applied, within=600)
-        seconds = time.perf_counter() - started
-        print(
-            f"replayed {len(events)} events in {seconds:.1f}s "
-            f"({len(events) / seconds:,.0f} events/s, {worker.stats['batches']} batches)"
-        )
-        assert worker.stats["applied"] == len(events)
-        assert worker.stats["dead_lettered"] == 0
+    await eventually(all_applied, within=600)
+    seconds = time.perf_counter() - started
+    print(
+        f"replayed {len(events)} events in {seconds:.1f}s "
+        f"({len(events) / seconds:,.0f} events/s, {worker.stats['batches']} batches)"
+    )
+    assert worker.stats["applied"] == len(events)
+    assert worker.stats["dead_lettered"] == 0
 
-        conn = await asyncpg.connect(url)
-        try:
-            rows = await conn.fetch("SELECT deal_id, stage, amount FROM deals")
-            assert len(rows) == len(expected) == 8_800
-            got = {r["deal_id"]: r for r in rows}
-            assert Counter(r["stage"] for r in rows) == Counter(s for s, _ in expected.values())
-            for deal_id, (stage, won_value) in expected.items():
-                assert got[deal_id]["stage"] == stage, deal_id
-                if won_value is not None:
-                    assert got[deal_id]["amount"] == won_value, deal_id
-            view = {
-                r["month"].strftime("%Y-%m"): r["total_value"]
-                for r in await conn.fetch("SELECT * FROM won_deals_summary")
-            }
-            assert view == won_per_month
-            assert await conn.fetchval("SELECT count(*) FROM applied_events") == len(events)
-        finally:
-            await conn.close()
+    conn = await asyncpg.connect(replay_db)
+    try:
+        rows = await conn.fetch("SELECT deal_id, stage, amount FROM deals")
+        assert len(rows) == len(expected) == 8_800
+        got = {r["deal_id"]: r for r in rows}
+        assert Counter(r["stage"] for r in rows) == Counter(s for s, _ in expected.values())
+        for deal_id, (stage, won_value) in expected.items():
+            assert got[deal_id]["stage"] == stage, deal_id
+            if won_value is not None:
+                assert got[deal_id]["amount"] == won_value, deal_id
+        view = {
+            r["month"].strftime("%Y-%m"): r["total_value"]
+            for r in await conn.fetch("SELECT * FROM won_deals_summary")
+        }
+        assert view == won_per_month
+        assert await conn.fetchval("SELECT count(*) FROM applied_events") == len(events)
+    finally:
+        await conn.close()
 
 
 async def test_seed_is_deterministic_and_idempotent(settings, start_worker, db):

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEvent, AccountEventAdapter
-from worker.account_handler import ACCOUNT_COLUMNS, account_topic, decode_account
+from worker.account_handler import ACCOUNT_COLUMNS, decode_account
 from worker.accounts import (
     MAX_USAGE_PERIODS,
     AccountIncoming,
@@ -521,8 +521,3 @@ def test_decode_rejects_with_a_class_and_reason(value, key, error, fragment):
     assert isinstance(out, Rejected)
     assert out.error == error
     assert fragment in out.reason
-
-
-def test_account_topic_defaults_until_settings_has_one():
-    assert account_topic(SimpleNamespace()) == "crm.account-events"
-    assert account_topic(SimpleNamespace(account_topic="x.accounts")) == "x.accounts"
