@@ -421,20 +421,17 @@ async def test_invalid_messages_are_dead_lettered_and_valid_ones_apply(accounts,
 
 
 async def test_runs_beside_the_deal_subscriber_in_one_group(settings, producer, db):
-    """The wiring the worker uses: the account subscriber on the deal broker, same consumer
-    group, the handler bound to the deal worker's pool and producer."""
+    """The worker's own wiring: create_broker adds the account subscriber (same consumer
+    group), and start() binds the handler to the deal worker's pool and producer."""
     from tests.factories import created
     from worker.handlers import DealWorker, create_broker
 
     s = settings
     worker = DealWorker(s)
-    handler = AccountHandler(s, None, None, worker.framework)
+    handler = worker.accounts
     broker = create_broker(s, worker)
-    register_account_subscriber(broker, s, handler)
-    await ensure_topics(s.kafka_bootstrap_servers, handler.topics, s.topic_partitions)
     await worker.start()
-    assert worker.pool is not None and worker.producer is not None
-    handler.bind(worker.pool, worker.producer)
+    assert handler.pool is worker.pool and handler.producer is worker.producer
     await broker.start()
     try:
         account, deal = unique("ACC-W"), unique("DEAL-W")
