@@ -91,6 +91,9 @@ MISSING_MONTH = np.iinfo(np.int64).min  # close_month of a deal without expected
 QUANTILES = (0.1, 0.5, 0.9)
 _Z = np.array([-1.2815515655446004, 0.0, 1.2815515655446004])  # standard normal quantiles
 _BLOCK = 4_000_000  # max Bernoulli draws held in memory at once
+# A rest whose spread is below 1e-12 of the largest deal's value is a constant (its cumulant
+# ratios would under/overflow and mean nothing).
+_NEGLIGIBLE_VAR = 1e-24
 _CDF_SLACK = 1e-12  # P(W ≤ w) computed by summing floats may fall a hair short of q
 
 ForecastMethod = Literal["deterministic", "exact", "simulation", "cornish_fisher", "hybrid"]
@@ -401,10 +404,12 @@ def compute_forecast(
                 rest_top = ru.sum()
                 rng = _month_rng(seed, base + k)
                 samples = _bernoulli_sums(du, dp, simulations, rng)
-                if r2 > 0.0:
+                if r2 > _NEGLIGIBLE_VAR:
                     z = rng.standard_normal(simulations)
                     rest = rest_mean + np.sqrt(r2) * _cf_shape(z, r2, r3, r4)
                     samples += np.clip(rest, 0.0, max(rest_top, 0.0))
+                else:
+                    samples += rest_mean  # a constant, to within 1e-12 of the largest value
                 method, quant = "hybrid", _sample_quantiles(samples) * scale
         # monotone; deals with p = 1 add to every quantile; float sums never above pipeline
         quant = np.minimum(np.maximum.accumulate(quant) + sure[k], pipeline[k])
