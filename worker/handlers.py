@@ -39,6 +39,7 @@ from worker.log import get_logger
 from worker.metrics import BatchTimings, MetricsPublisher, snapshot
 from worker.outbox import OutboxRelay
 from worker.pipeline import BatchOutcome, apply_batch, outbox_json, rows_json, stints_json
+from worker.retention import Pruner
 from worker.retry import retry_transient
 from worker.settings import Settings, dlq_topic
 
@@ -69,6 +70,7 @@ class DealWorker:
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self.metrics_publisher: MetricsPublisher | None = None
+        self.pruner: Pruner | None = None
         self.forecast: ForecastScheduler | None = None
         self.timings = BatchTimings()
         self.log = get_logger(component="deal-worker")
@@ -103,6 +105,8 @@ class DealWorker:
             self.pool, self.producer, s.alerts_topic, poll_seconds=s.outbox_poll_seconds
         )
         self.relay.start()  # first thing: publish what a previous run committed but did not send
+        self.pruner = Pruner(self.pool, s.retention_days)
+        self.pruner.start()
         if s.forecast_enabled:
             self.forecast = ForecastScheduler.from_settings(
                 s, self.pool, self.producer, framework_version=self.framework.version
@@ -119,6 +123,8 @@ class DealWorker:
             await self.metrics_publisher.stop()
         if self.forecast:
             await self.forecast.stop()
+        if self.pruner:
+            await self.pruner.stop()
         if self.relay:
             await self.relay.stop()
         if self.producer:

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     forecast_daily_cron: str = Field("0 2 * * *", description="daily snapshot (cron, UTC)")
     forecast_months: int = Field(6, ge=1, le=60, description="forecast horizon in months")
     forecast_seed: int = Field(0, description="seed of the forecast's simulations")
+    retention_days: float = Field(
+        30.0, gt=0, description="keep applied event ids and published alerts this long"
+    )
     metrics_interval_seconds: float = Field(
         15.0, ge=0, description="metrics message period (0: do not publish)"
     )

@@ -287,3 +287,19 @@ async def test_a_deal_without_amount_gets_a_predicted_value_until_it_has_one(
 
     await eventually(priced_now)
     assert await db.fetchval("SELECT predicted_amount FROM deals WHERE deal_id = $1", d) is None
+
+
+async def test_retention_prunes_only_old_bookkeeping_rows(db):
+    from worker.retention import prune
+
+    p = unique("RET")
+    await db.execute(
+        "INSERT INTO applied_events (event_id, deal_id, event_time, outcome, applied_at) VALUES "
+        "($1 || '-old', $1, now(), 'applied', now() - interval '40 days'), "
+        "($1 || '-new', $1, now(), 'applied', now() - interval '5 days')",
+        p,
+    )
+    deleted = await prune(db, retention_days=30)
+    assert deleted["applied_events"] >= 1
+    left = await db.fetch("SELECT event_id FROM applied_events WHERE deal_id = $1", p)
+    assert [r["event_id"] for r in left] == [f"{p}-new"]

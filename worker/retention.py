@@ -1,0 +1,76 @@
+"""Bounded retention of the worker's bookkeeping rows.
+
+``applied_events`` remembers every applied event id so a redelivery changes nothing; an id only
+needs remembering while the event can still be redelivered, i.e. while it can still be on an
+input topic. Rows older than ``retention_days`` (by ``applied_at``: bookkeeping time, not event
+time) are deleted, as are alert outbox rows published that long ago. Set the retention at or
+above the input topics' retention (Kafka's default is 7 days; ours defaults to 30). A replay
+from a topic older than that into the same database would re-apply events whose ids were
+pruned: replay into an empty database instead (the result is the same state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+
+from worker.log import get_logger
+
+PRUNE_BATCH = 10_000  # rows per statement: short transactions, no long locks
+
+
+async def prune(pool: asyncpg.Pool, retention_days: float) -> dict[str, int]:
+    """Delete bookkeeping rows older than the retention; return how many per table."""
+    deleted = {"applied_events": 0, "alert_outbox": 0}
+    statements = {
+        "applied_events": """
+            DELETE FROM applied_events WHERE event_id IN (
+                SELECT event_id FROM applied_events
+                WHERE applied_at < now() - make_interval(secs => $1 * 86400)
+                LIMIT $2)""",
+        "alert_outbox": """
+            DELETE FROM alert_outbox WHERE seq IN (
+                SELECT seq FROM alert_outbox
+                WHERE published_at < now() - make_interval(secs => $1 * 86400)
+                LIMIT $2)""",
+    }
+    for table, sql in statements.items():
+        while True:
+            status = await pool.execute(sql, retention_days, PRUNE_BATCH)
+            count = int(status.rsplit(" ", 1)[1])
+            deleted[table] += count
+            if count < PRUNE_BATCH:
+                break
+    return deleted
+
+
+class Pruner:
+    """Prunes every ``interval`` seconds while the worker runs."""
+
+    def __init__(self, pool: asyncpg.Pool, retention_days: float, interval: float = 3600.0):
+        self.pool = pool
+        self.retention_days = retention_days
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.log = get_logger(component="retention")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="retention")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deleted = await prune(self.pool, self.retention_days)
+                if any(deleted.values()):
+                    self.log.info("pruned", retention_days=self.retention_days, **deleted)
+            except Exception as exc:  # retried at the next interval
+                self.log.warning("prune_failed", error=repr(exc))
+            await asyncio.sleep(self.interval)
