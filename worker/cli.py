@@ -240,6 +240,46 @@ def alerts_tail(
 
 
 @app.command()
+def rescore(
+    every: Annotated[
+        bool, typer.Option("--all", help="also deals already scored with this framework")
+    ] = False,
+    page: Annotated[int, typer.Option(help="deals per transaction")] = 2000,
+) -> None:
+    """Recompute stored scores with the current framework file (after changing it)."""
+    from worker import store
+    from worker.engine import load_framework
+    from worker.pipeline import rescore as rescore_deals
+    from worker.pipeline import rows_json
+
+    settings = get_settings()
+    framework = load_framework(settings.framework_path)
+
+    async def main() -> int:
+        pool = await store.create_pool(settings.database_url)
+        done, after = 0, ""
+        try:
+            while True:
+                async with pool.acquire() as conn, conn.transaction():
+                    deals = await store.lock_page(
+                        conn, after, page, None if every else framework.version
+                    )
+                    if not deals:
+                        return done
+                    await store.upsert_deals(conn, rows_json(rescore_deals(deals, framework)))
+                done += len(deals)
+                after = deals[-1].state.deal_id
+        finally:
+            await pool.close()
+
+    try:
+        count = asyncio.run(main())
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"cannot rescore: {exc}")
+    console.print(f"rescored {count} deals with framework {framework.version}")
+
+
+@app.command()
 def asyncapi(
     out: Annotated[Path, typer.Option(help="directory to write asyncapi.json/.html")] = Path(
         "docs"

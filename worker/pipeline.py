@@ -178,6 +178,22 @@ def apply_batch(
     return out
 
 
+def rescore(stored: Iterable[StoredDeal], framework: Framework) -> BatchOutcome:
+    """Scores of stored deals under ``framework``, each with "now" = its last event's time, as
+    a replay would give them. Alert levels are kept: the next event re-evaluates them."""
+    out = BatchOutcome()
+    for deal in stored:
+        state = deal.state
+        out.states[state.deal_id] = state
+        out.tracks[state.deal_id] = deal.track
+        out.scores[state.deal_id] = score_deal(facts_of(state), state.last_event_time, framework)
+        if state.amount is None:
+            out.predictions[state.deal_id] = predict_value_for_deal(
+                state.industry, state.stage, None, framework
+            )
+    return out
+
+
 def deal_row(
     state: DealState,
     score: DealScore,

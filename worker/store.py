@@ -106,6 +106,22 @@ async def lock_deals(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[
     return {r["deal_id"]: _stored(r) for r in rows}
 
 
+async def lock_page(
+    conn: asyncpg.Connection, after: str, limit: int, not_version: str | None
+) -> list[StoredDeal]:
+    """The next ``limit`` deals by id after ``after`` (all, or those not scored with
+    ``not_version``), row-locked until the transaction ends."""
+    rows = await conn.fetch(
+        f"SELECT {_LOAD_COLUMNS} FROM deals WHERE deal_id > $1 "
+        "AND ($3::text IS NULL OR framework_version IS DISTINCT FROM $3) "
+        "ORDER BY deal_id LIMIT $2 FOR UPDATE",
+        after,
+        limit,
+        not_version,
+    )
+    return [_stored(r) for r in rows]
+
+
 async def seen_events(conn: asyncpg.Connection, event_ids: Sequence[str]) -> set[str]:
     rows = await conn.fetch(
         "SELECT event_id FROM applied_events WHERE event_id = ANY($1::text[])", list(event_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -303,3 +304,54 @@ async def test_retention_prunes_only_old_bookkeeping_rows(db):
     assert deleted["applied_events"] >= 1
     left = await db.fetch("SELECT event_id FROM applied_events WHERE deal_id = $1", p)
     assert [r["event_id"] for r in left] == [f"{p}-new"]
+
+
+def changed_framework(directory: Path) -> Path:
+    """The default framework with another version and a lower proposal base rate."""
+    default = (Path(__file__).resolve().parents[2] / "worker/engine/framework.toml").read_text()
+    changed = default.replace('version = "', 'version = "test-', 1).replace(
+        "[defaults.stages.proposal]\nnorm_days = 21\nbase_rate = 40",
+        "[defaults.stages.proposal]\nnorm_days = 21\nbase_rate = 25",
+    )
+    assert changed.count("base_rate = 25") == 1, "framework.toml layout changed"
+    path = directory / "framework.toml"
+    path.write_text(changed)
+    return path
+
+
+async def test_rescore_applies_a_changed_framework_to_stored_deals(
+    settings, start_worker, producer, db, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+    from worker.settings import get_settings
+
+    d = unique("RS")
+    events = [created(d, amount=20_000, stage="proposal"), event(d, "activity_logged", {}, day=2)]
+    await start_worker(settings)
+    await publish(producer, settings.deal_topic, events)
+
+    async def landed():
+        return await db.fetchval("SELECT interactions FROM deals WHERE deal_id = $1", d) == 1
+
+    await eventually(landed)
+    path = changed_framework(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REVINTEL_FRAMEWORK_PATH", str(path))
+    get_settings.cache_clear()
+    try:
+        first = await asyncio.to_thread(CliRunner().invoke, app, ["rescore"])
+        again = await asyncio.to_thread(CliRunner().invoke, app, ["rescore"])
+    finally:
+        get_settings.cache_clear()
+    assert first.exit_code == 0, first.output
+    assert "rescored 0 deals" in again.output
+    framework = load_framework(path)
+    state = expected_state(events)
+    score = score_deal(facts_of(state), state.last_event_time, framework)
+    row = await db.fetchrow("SELECT * FROM deals WHERE deal_id = $1", d)
+    assert row["framework_version"] == framework.version
+    assert float(row["close_probability"]) == pytest.approx(score.probability.probability, abs=0.01)
+    before = score_deal(facts_of(state), state.last_event_time, load_framework())
+    assert score.probability.probability < before.probability.probability  # it did change
