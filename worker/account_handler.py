@@ -21,9 +21,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from pydantic import ValidationError
 
 from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEventAdapter
 from worker import store
@@ -36,9 +34,9 @@ from worker.accounts import (
     apply_account_batch,
     state_from_row,
 )
-from worker.codec import RecordRef, Rejected, _describe
+from worker.codec import RecordRef, Rejected, precheck, validate_envelope
+from worker.consuming import batch_subscriber_options, publish_dead_letters
 from worker.engine import Framework, load_framework
-from worker.kafka_io import send_all
 from worker.log import get_logger
 from worker.retry import retry_transient
 from worker.settings import Settings, dlq_topic
@@ -49,30 +47,11 @@ from worker.settings import Settings, dlq_topic
 def decode_account(record: Any, max_bytes: int) -> list[AccountIncoming] | Rejected:
     """A consumed record as a validated account event, or the reason it cannot be one."""
     ref = RecordRef.of(record)
-    raw = ref.value
-    if raw is None or not raw.strip():
-        return Rejected(ref, "empty_payload", "message has no payload")
-    if len(raw) > max_bytes:
-        return Rejected(ref, "oversized", f"payload of {len(raw)} bytes exceeds {max_bytes}")
-    try:
-        event = AccountEventAdapter.validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        if first["type"] == "json_invalid":
-            return Rejected(ref, "malformed_json", first["msg"])
-        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            kind = first.get("input", {})
-            kind = kind.get("type") if isinstance(kind, dict) else None
-            return Rejected(
-                ref,
-                "unknown_event_type",
-                f"event type {kind!r} is not one of {', '.join(ACCOUNT_EVENT_TYPES)}",
-            )
-        return Rejected(ref, "schema_violation", _describe(exc))
-    if ref.key is not None and ref.key.decode(errors="replace") != event.subject:
-        return Rejected(
-            ref, "key_mismatch", f"record key {ref.key!r} differs from subject {event.subject!r}"
-        )
+    if rejected := precheck(ref, max_bytes):
+        return rejected
+    event = validate_envelope(ref, ref.value or b"", AccountEventAdapter, ACCOUNT_EVENT_TYPES)
+    if isinstance(event, Rejected):
+        return event
     return [AccountIncoming(event, ref)]
 
 
@@ -234,25 +213,8 @@ class AccountHandler:
         return outcome
 
     async def _dead_letter(self, rejected: list[Rejected]) -> None:
-        if not rejected:
-            return
-        from worker.handlers import dead_letter  # deferred: worker.handlers imports this module
-
         assert self.producer is not None, "bind() a producer first"
-        producer = self.producer
-        for r in rejected:
-            self.log.warning(
-                "account_event_rejected", error=r.error, reason=r.reason, **r.ref.log_context()
-            )
-        by_topic: dict[str, list] = {}
-        for r in rejected:
-            by_topic.setdefault(dlq_topic(r.ref.topic), []).append(dead_letter(r))
-
-        async def send() -> None:
-            for topic, messages in by_topic.items():
-                await send_all(producer, topic, messages)
-
-        await retry_transient(send, "dead_letter_accounts")
+        await publish_dead_letters(self.producer, rejected, self.log)
 
     def _log_outcome(self, outcome: AccountBatchOutcome, size: int, seconds: float) -> None:
         for item in outcome.applied:
@@ -291,19 +253,10 @@ def register_account_subscriber(
 ) -> Any:
     """Add the account-event batch subscriber to ``broker`` (options as the deal subscriber's
     in ``worker.handlers.create_broker``); returns the subscriber."""
-    # deferred: worker.handlers imports this module
-    from worker.handlers import _raw_records, _tolerant_parser
 
     @broker.subscriber(
         settings.account_topic,
-        group_id=settings.consumer_group,
-        batch=True,
-        max_records=settings.batch_size,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        parser=_tolerant_parser,
-        decoder=_raw_records,
+        **batch_subscriber_options(settings),
         title="account-events",
         description="Account events (usage, tickets, payments, NPS, renewals) in our "
         "CloudEvents envelope; key = account id",

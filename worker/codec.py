@@ -7,10 +7,11 @@ webhook body may hold several events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from schemas.deal_events import DEAL_EVENT_TYPES, DealEvent, DealEventAdapter
 from worker.adapters import ADAPTERS, AdapterError, StageMap, adapt, default_stage_map
@@ -85,10 +86,9 @@ def decode(
 ) -> list[Incoming] | Rejected:
     ref = RecordRef.of(record)
     raw = ref.value
-    if raw is None or not raw.strip():
-        return Rejected(ref, "empty_payload", "message has no payload")
-    if len(raw) > max_bytes:
-        return Rejected(ref, "oversized", f"payload of {len(raw)} bytes exceeds {max_bytes}")
+    if rejected := precheck(ref, max_bytes):
+        return rejected
+    assert raw is not None
     source = source_of(ref, topic_sources or {})
     if source == CANONICAL:
         return _canonical(ref, raw)
@@ -102,8 +102,27 @@ def decode(
 
 
 def _canonical(ref: RecordRef, raw: bytes) -> list[Incoming] | Rejected:
+    event = validate_envelope(ref, raw, DealEventAdapter, DEAL_EVENT_TYPES)
+    return event if isinstance(event, Rejected) else [Incoming(event, ref)]
+
+
+def precheck(ref: RecordRef, max_bytes: int) -> Rejected | None:
+    """Rejects an empty or oversized payload before any parsing."""
+    raw = ref.value
+    if raw is None or not raw.strip():
+        return Rejected(ref, "empty_payload", "message has no payload")
+    if len(raw) > max_bytes:
+        return Rejected(ref, "oversized", f"payload of {len(raw)} bytes exceeds {max_bytes}")
+    return None
+
+
+def validate_envelope(
+    ref: RecordRef, raw: bytes, adapter: TypeAdapter[Any], types: Sequence[str]
+) -> Any:
+    """The event in ``raw`` (an envelope union discriminated by ``type``), or a rejection:
+    malformed_json, unknown_event_type, schema_violation or key_mismatch (key != subject)."""
     try:
-        event = DealEventAdapter.validate_json(raw)
+        event = adapter.validate_json(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         if first["type"] == "json_invalid":
@@ -112,13 +131,11 @@ def _canonical(ref: RecordRef, raw: bytes) -> list[Incoming] | Rejected:
             kind = first.get("input", {})
             kind = kind.get("type") if isinstance(kind, dict) else None
             return Rejected(
-                ref,
-                "unknown_event_type",
-                f"event type {kind!r} is not one of {', '.join(DEAL_EVENT_TYPES)}",
+                ref, "unknown_event_type", f"event type {kind!r} is not one of {', '.join(types)}"
             )
         return Rejected(ref, "schema_violation", _describe(exc))
     if ref.key is not None and ref.key.decode(errors="replace") != event.subject:
         return Rejected(
             ref, "key_mismatch", f"record key {ref.key!r} differs from subject {event.subject!r}"
         )
-    return [Incoming(event, ref)]
+    return event

@@ -51,6 +51,7 @@ from schemas.forecasts import (
     ForecastPublished,
     ForecastTotals,
 )
+from worker.background import BackgroundTask
 from worker.forecast import (
     ForecastCoverage,
     MonthForecast,
@@ -359,7 +360,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class ForecastScheduler:
+class ForecastScheduler(BackgroundTask):
     """Runs a forecast on a cron schedule (times in UTC) and publishes each run.
 
     ``cron`` sets the periodic ``scheduled`` runs, ``daily_cron`` the ``daily`` snapshot (one
@@ -374,6 +375,8 @@ class ForecastScheduler:
 
     ``clock`` and ``sleep`` are test hooks.
     """
+
+    task_name = "forecast-scheduler"
 
     def __init__(
         self,
@@ -404,7 +407,6 @@ class ForecastScheduler:
         self.framework_version = framework_version
         self._clock = clock
         self._sleep = sleep
-        self._task: asyncio.Task[None] | None = None
         self.log = get_logger(component="forecast_scheduler")
         self.runs = 0
         self.skipped = 0
@@ -426,29 +428,12 @@ class ForecastScheduler:
             pool,
             producer,
             topic=settings.forecasts_topic,
-            cron=getattr(settings, "forecast_cron", DEFAULT_CRON),
-            daily_cron=getattr(settings, "forecast_daily_cron", DEFAULT_DAILY_CRON),
-            months=getattr(settings, "forecast_months", 6),
-            seed=getattr(settings, "forecast_seed", 0),
+            cron=settings.forecast_cron,
+            daily_cron=settings.forecast_daily_cron,
+            months=settings.forecast_months,
+            seed=settings.forecast_seed,
             framework_version=framework_version,
         )
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def start(self) -> None:
-        """Start the schedule (an asyncio task); idempotent."""
-        if not self.running:
-            self._task = asyncio.create_task(self._loop(), name="forecast-scheduler")
-
-    async def stop(self) -> None:
-        """Cancel the schedule (a run in progress is cancelled and marked failed)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def run_now(
         self, kind: ForecastKind = "manual", *, not_before: datetime | None = None
@@ -494,7 +479,7 @@ class ForecastScheduler:
         interval = due - _previous_tick(self.daily_cron if kind == "daily" else self.cron, due)
         return due - min(MAX_CLOCK_SKEW, interval / 2)
 
-    async def _loop(self) -> None:
+    async def _run(self) -> None:
         after = self._clock()
         while True:
             due, kind = next_run(self.cron, self.daily_cron, after)

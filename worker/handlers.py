@@ -9,18 +9,16 @@ exception rewinds the partitions instead, so the batch is consumed again).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
-from faststream import AckPolicy
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
@@ -32,9 +30,10 @@ from worker import store
 from worker.account_handler import AccountHandler, register_account_subscriber
 from worker.adapters import load_stage_map
 from worker.codec import Incoming, Rejected, decode
+from worker.consuming import batch_subscriber_options, partition_lag, publish_dead_letters
 from worker.engine import Framework, load_framework
 from worker.forecast_job import ForecastScheduler
-from worker.kafka_io import durable_producer, ensure_topics, send_all
+from worker.kafka_io import durable_producer, ensure_topics
 from worker.log import get_logger
 from worker.metrics import BatchTimings, MetricsPublisher, snapshot
 from worker.outbox import OutboxRelay
@@ -42,20 +41,6 @@ from worker.pipeline import BatchOutcome, apply_batch, outbox_json, rows_json, s
 from worker.retention import Pruner
 from worker.retry import retry_transient
 from worker.settings import Settings, dlq_topic
-
-
-def dead_letter(rejected: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
-    """The original bytes and headers, plus headers naming the error and where it came from."""
-    ref = rejected.ref
-    headers = [
-        *ref.headers,
-        ("dlq.error", rejected.error.encode()),
-        ("dlq.reason", rejected.reason.encode()[:4000]),
-        ("dlq.source.topic", ref.topic.encode()),
-        ("dlq.source.partition", str(ref.partition).encode()),
-        ("dlq.source.offset", str(ref.offset).encode()),
-    ]
-    return ref.key, ref.value or b"", headers
 
 
 class DealWorker:
@@ -141,7 +126,8 @@ class DealWorker:
             except Exception:
                 backlog = None  # the database is down: report what is known
         published = self.relay.published if self.relay else 0
-        return snapshot(self.stats, self.timings, published, backlog, self.forecast)
+        counts = self.stats + self.accounts.stats  # deal and account events alike
+        return snapshot(counts, self.timings, published, backlog, self.forecast)
 
     async def handle_batch(
         self, records: Sequence[ConsumerRecord], consumer: Any = None
@@ -204,22 +190,8 @@ class DealWorker:
         return outcome
 
     async def _dead_letter(self, rejected: list[Rejected]) -> None:
-        if not rejected:
-            return
         assert self.producer is not None
-        for r in rejected:
-            self.log.warning(
-                "event_rejected", error=r.error, reason=r.reason, **r.ref.log_context()
-            )
-        by_topic: dict[str, list] = {}
-        for r in rejected:
-            by_topic.setdefault(dlq_topic(r.ref.topic), []).append(dead_letter(r))
-
-        async def send() -> None:
-            for topic, messages in by_topic.items():
-                await send_all(self.producer, topic, messages)
-
-        await retry_transient(send, "dead_letter")
+        await publish_dead_letters(self.producer, rejected, self.log)
 
     def _log_outcome(self, outcome: BatchOutcome, size: int, seconds: float) -> None:
         for item in outcome.applied:
@@ -254,45 +226,6 @@ class DealWorker:
         )
 
 
-def partition_lag(records: Sequence[ConsumerRecord], consumer: Any) -> dict[tuple[str, int], int]:
-    """Records left behind each partition's high watermark after this batch."""
-    if consumer is None or not hasattr(consumer, "highwater"):
-        return {}
-    last: dict[tuple[str, int], int] = {}
-    for r in records:
-        last[(r.topic, r.partition)] = max(r.offset, last.get((r.topic, r.partition), -1))
-    lag = {}
-    for (topic, partition), offset in last.items():
-        high = consumer.highwater(TopicPartition(topic, partition))
-        if high is not None:
-            lag[(topic, partition)] = max(0, high - offset - 1)
-    return lag
-
-
-def _utf8(value: bytes) -> bool:
-    try:
-        value.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-async def _tolerant_parser(records: tuple[ConsumerRecord, ...], original: Callable) -> Any:
-    # FastStream decodes every header as UTF-8; one binary header must not wedge the partition.
-    try:
-        return await original(records)
-    except UnicodeDecodeError:
-        clean = tuple(
-            dataclasses.replace(r, headers=[(k, v) for k, v in r.headers if _utf8(v)])
-            for r in records
-        )
-        return await original(clean)
-
-
-async def _raw_records(message: Any) -> Any:
-    return message.raw_message  # we validate ourselves, record by record
-
-
 def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
     # FastStream's per-message access log goes to DEBUG; our batch_applied line says more.
     broker = KafkaBroker(
@@ -301,14 +234,7 @@ def create_broker(settings: Settings, worker: DealWorker) -> KafkaBroker:
 
     @broker.subscriber(
         *settings.input_topics,
-        group_id=settings.consumer_group,
-        batch=True,
-        max_records=settings.batch_size,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        parser=_tolerant_parser,
-        decoder=_raw_records,
+        **batch_subscriber_options(settings),
         title="deal-events",
         description="CRM deal change events: our CloudEvents envelope on the deal topic, "
         "vendor webhook bodies on the source topics; key = deal id",

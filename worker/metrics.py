@@ -8,7 +8,6 @@ from them when asked, so they never disagree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import statistics
@@ -24,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from schemas.metrics import PartitionLag, WorkerMetrics
+from worker.background import BackgroundTask
 from worker.kafka_io import send_all
 from worker.log import get_logger
 
@@ -157,8 +157,10 @@ def prometheus_text(metrics: WorkerMetrics) -> bytes:
     return generate_latest(registry)
 
 
-class MetricsPublisher:
+class MetricsPublisher(BackgroundTask):
     """Publishes a snapshot to the metrics topic every ``interval`` seconds."""
+
+    task_name = "metrics-publisher"
 
     def __init__(
         self,
@@ -172,17 +174,7 @@ class MetricsPublisher:
         self.take = take
         self.interval = interval
         self.published = 0
-        self._task: asyncio.Task[None] | None = None
         self.log = get_logger(component="metrics", topic=topic)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="metrics-publisher")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def publish_once(self) -> WorkerMetrics:
         metrics: WorkerMetrics = await self.take()

@@ -15,6 +15,7 @@ import json
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from worker.background import BackgroundTask
 from worker.kafka_io import send_all
 from worker.log import get_logger
 from worker.retry import retry_transient
@@ -27,7 +28,9 @@ FROM alert_outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1
 """
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundTask):
+    task_name = "outbox-relay"
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -43,21 +46,11 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.published = 0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.log = get_logger(component="outbox-relay", topic=topic)
 
     def nudge(self) -> None:
         """New rows were committed: publish now instead of at the next poll."""
         self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         while True:

@@ -12,10 +12,10 @@ pruned: replay into an empty database instead (the result is the same state).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 
+from worker.background import BackgroundTask
 from worker.log import get_logger
 
 PRUNE_BATCH = 10_000  # rows per statement: short transactions, no long locks
@@ -46,24 +46,16 @@ async def prune(pool: asyncpg.Pool, retention_days: float) -> dict[str, int]:
     return deleted
 
 
-class Pruner:
+class Pruner(BackgroundTask):
     """Prunes every ``interval`` seconds while the worker runs."""
+
+    task_name = "retention"
 
     def __init__(self, pool: asyncpg.Pool, retention_days: float, interval: float = 3600.0):
         self.pool = pool
         self.retention_days = retention_days
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
         self.log = get_logger(component="retention")
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="retention")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         while True:

@@ -7,16 +7,13 @@ and computes every expectation in Python from the rows it inserted.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -25,7 +22,7 @@ from typer.testing import CliRunner
 
 import worker.forecast_job as fj
 from schemas.forecasts import ForecastPublished
-from tests.integration.conftest import eventually, read_all, unique
+from tests.integration.conftest import eventually, fresh_database, read_all, unique
 from worker.dashboard import load_dashboard
 from worker.forecast import compute_forecast, forecast_coverage, from_rows
 from worker.forecast_commands import register
@@ -36,7 +33,6 @@ from worker.forecast_job import (
     run_forecast,
 )
 from worker.kafka_io import durable_producer, ensure_topics
-from worker.migrate import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -131,24 +127,10 @@ async def insert_deals(conn: asyncpg.Connection, deals: list[Deal]) -> None:
     )
 
 
-@asynccontextmanager
-async def own_database(server_url: str) -> AsyncIterator[str]:
-    name = f"revintel_fc_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-        await migrate(url)
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
 async def fc_url(services) -> AsyncIterator[str]:
     """A database of this module's own, migrated, dropped afterwards."""
-    async with own_database(services.database_url) as url:
+    async with fresh_database(services.database_url, "revintel_fc") as url:
         yield url
 
 
@@ -400,7 +382,7 @@ async def _has_new_run(pool, before) -> bool:
 
 
 async def test_without_deals_the_as_of_must_be_given(services):
-    async with own_database(services.database_url) as url:
+    async with fresh_database(services.database_url, "revintel_fc") as url:
         empty = await asyncpg.create_pool(url, min_size=1, max_size=2)
         try:
             with pytest.raises(ForecastUnavailable):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import calendar
 import json
 import math
-import os
 import random
 import statistics
 import uuid
@@ -21,13 +20,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from tests.integration.conftest import fresh_database
 from worker.forecast import compute_forecast, from_rows
-from worker.migrate import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -212,16 +210,8 @@ async def rolled_back(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture(scope="module")
 async def rm_url(services) -> AsyncIterator[str]:
     """A database of this module's own, migrated, dropped afterwards."""
-    name = f"revintel_rm_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(services.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = urlunsplit(urlsplit(services.database_url)._replace(path=f"/{name}"))
-        await migrate(url)
+    async with fresh_database(services.database_url, "revintel_rm") as url:
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(scope="module")

@@ -153,17 +153,10 @@ def test_scheduler_rejects_invalid_cron(kwargs):
         ForecastScheduler(None, None, topic="t", **kwargs)
 
 
-def test_scheduler_reads_settings_with_defaults():
-    class Bare:
-        forecasts_topic = "revintel.forecasts"
+def test_scheduler_takes_its_schedule_from_settings():
+    from worker.settings import Settings
 
-    class Full(Bare):
-        forecast_cron = "*/5 * * * *"
-        forecast_daily_cron = "30 3 * * *"
-        forecast_months = 12
-        forecast_seed = 9
-
-    s = ForecastScheduler.from_settings(Bare(), None, None, framework_version="v")
+    s = ForecastScheduler.from_settings(Settings(), None, None, framework_version="v")
     assert (s.topic, s.cron, s.daily_cron, s.months, s.seed) == (
         "revintel.forecasts",
         fj.DEFAULT_CRON,
@@ -171,7 +164,13 @@ def test_scheduler_reads_settings_with_defaults():
         6,
         0,
     )
-    s = ForecastScheduler.from_settings(Full(), None, None, framework_version="v")
+    custom = Settings(
+        forecast_cron="*/5 * * * *",
+        forecast_daily_cron="30 3 * * *",
+        forecast_months=12,
+        forecast_seed=9,
+    )
+    s = ForecastScheduler.from_settings(custom, None, None, framework_version="v")
     assert (s.cron, s.daily_cron, s.months, s.seed) == ("*/5 * * * *", "30 3 * * *", 12, 9)
 
 

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 
-from worker.handlers import partition_lag
+from worker.consuming import partition_lag
 from worker.metrics import BatchTimings, prometheus_text, snapshot
 
 
