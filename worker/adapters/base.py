@@ -202,6 +202,11 @@ def to_amount(value: Any, what: str) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+def to_currency(value: Any, what: str) -> str:
+    """An ISO 4217 code, upper-cased (vendors send "usd" as often as "USD")."""
+    return text(value, what).upper()
+
+
 def to_count(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise AdapterError(f"{what} {value!r} is not a count")

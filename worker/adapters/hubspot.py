@@ -52,15 +52,12 @@ from worker.adapters.base import (
     text,
     to_amount,
     to_count,
+    to_currency,
     to_date,
     to_datetime,
 )
 
 SOURCE_PREFIX = "hubspot"
-
-
-def _currency(value: Any, what: str) -> str:
-    return text(value, what).upper()
 
 
 # HubSpot property -> (our field, converter). ``dealstage`` is handled through the stage map.
@@ -69,7 +66,7 @@ PROPERTIES: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "amount": ("amount", to_amount),
     "closedate": ("expected_close_date", to_date),
     "hubspot_owner_id": ("owner", text),
-    "deal_currency_code": ("currency", _currency),
+    "deal_currency_code": ("currency", to_currency),
     "notes_last_contacted": ("last_activity_at", to_datetime),
     "notes_last_updated": ("last_activity_at", to_datetime),
     "num_contacted_notes": ("interactions", to_count),

@@ -49,15 +49,12 @@ from worker.adapters.base import (
     text,
     to_amount,
     to_count,
+    to_currency,
     to_date,
     to_datetime,
 )
 
 SOURCE_PREFIX = "pipedrive"
-
-
-def _currency(value: Any, what: str) -> str:
-    return text(value, what).upper()
 
 
 def _org_name(value: Any, what: str) -> str | None:
@@ -69,7 +66,7 @@ def _org_name(value: Any, what: str) -> str | None:
 FIELDS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "title": ("name", text),
     "value": ("amount", to_amount),
-    "currency": ("currency", _currency),
+    "currency": ("currency", to_currency),
     "expected_close_date": ("expected_close_date", to_date),
     "owner_id": ("owner", text),
     "owner_name": ("owner", text),  # wins over owner_id (applied after it)

@@ -58,6 +58,7 @@ from worker.adapters.base import (
     text,
     to_amount,
     to_count,
+    to_currency,
     to_date,
     to_datetime,
 )
@@ -65,16 +66,12 @@ from worker.adapters.base import (
 SOURCE = "salesforce/cdc/Opportunity"
 
 
-def _currency(value: Any, what: str) -> str:
-    return text(value, what).upper()
-
-
 FIELDS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "Name": ("name", text),
     "Amount": ("amount", to_amount),
     "CloseDate": ("expected_close_date", to_date),
     "OwnerId": ("owner", text),
-    "CurrencyIsoCode": ("currency", _currency),
+    "CurrencyIsoCode": ("currency", to_currency),
     "LastActivityDate": ("last_activity_at", to_datetime),
 }
 KNOWN_CHANGES = {"CREATE", "UPDATE", "DELETE", "UNDELETE"}
