@@ -64,23 +64,8 @@ class BatchOutcome:
 
 
 def facts_of(state: DealState) -> DealFacts:
-    return DealFacts(
-        stage=state.stage,
-        amount=float(state.amount) if state.amount is not None else None,
-        industry=state.industry,
-        lead_score=state.lead_score,
-        interactions=state.interactions,
-        objections_handled=state.objections_handled,
-        has_champion=state.has_champion,
-        budget_confirmed=state.budget_confirmed,
-        decision_maker_engaged=state.decision_maker_engaged,
-        competitors=len(state.competitors),
-        last_activity_at=state.last_activity_at,
-        stage_entered_at=state.stage_entered_at,
-        created_at=state.created_at,
-        expected_close_date=state.expected_close_date,
-        close_date_pushes=state.close_date_pushes,
-    )
+    """What the engine scores (the engine takes any object with the deal's fields)."""
+    return DealFacts.from_record(state)
 
 
 def alert_rules(framework: Framework) -> AlertRules:
