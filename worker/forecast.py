@@ -66,6 +66,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.forecasts import ForecastMethod, ForecastMonth
+
 __all__ = [
     "DOMINANT_SHARE",
     "EXACT_MAX",
@@ -96,42 +98,11 @@ _BLOCK = 4_000_000  # max Bernoulli draws held in memory at once
 _NEGLIGIBLE_VAR = 1e-24
 _CDF_SLACK = 1e-12  # P(W ≤ w) computed by summing floats may fall a hair short of q
 
-ForecastMethod = Literal["deterministic", "exact", "simulation", "cornish_fisher", "hybrid"]
 Overdue = Literal["fold", "exclude"]
 
 
-class MonthForecast(BaseModel):
-    """The forecast of one calendar month of expected closes (a published contract)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    month: date = Field(description="First day of the forecast month (expected close month).")
-    deal_count: int = Field(
-        ge=0,
-        description="Open deals expected to close this month (month 0 also holds deals whose "
-        "expected close month had already passed at the as-of date).",
-    )
-    pipeline: float = Field(ge=0, description="Sum of the deals' values (deal currency).")
-    weighted: float = Field(
-        ge=0, description="Probability-weighted value: sum of value x close probability."
-    )
-    p10: float = Field(
-        ge=0,
-        description="Won value at the 10th percentile: 90 % chance to win at least this much.",
-    )
-    p50: float = Field(ge=0, description="Median won value.")
-    p90: float = Field(
-        ge=0,
-        description="Won value at the 90th percentile: 10 % chance to win more than this.",
-    )
-    expected_wins: float = Field(
-        ge=0, description="Expected number of deals won: sum of close probabilities."
-    )
-    method: ForecastMethod = Field(
-        description="How p10/p50/p90 were obtained: deterministic (no uncertain deals), exact "
-        "(all outcomes enumerated), simulation (seeded Monte-Carlo), cornish_fisher (moment-"
-        "matched expansion, large months) or hybrid (dominant deals simulated, rest expanded)."
-    )
+# The published contract is also what the maths returns: one model, no conversion.
+MonthForecast = ForecastMonth
 
 
 class ForecastCoverage(BaseModel):

@@ -47,7 +47,6 @@ from croniter import croniter
 from schemas.forecasts import (
     ForecastCoverageCounts,
     ForecastKind,
-    ForecastMonth,
     ForecastPublished,
     ForecastTotals,
 )
@@ -157,7 +156,7 @@ def to_published(
     seed: int,
 ) -> ForecastPublished:
     """The published contract of a computed forecast (validated)."""
-    contract_months = [ForecastMonth.model_validate(m.model_dump()) for m in months]
+    contract_months = list(months)
     return ForecastPublished.model_validate(
         {
             "run_id": run_id,

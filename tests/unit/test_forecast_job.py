@@ -7,7 +7,6 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import get_args
 
 import pytest
 import typer
@@ -91,13 +90,6 @@ def test_contract_round_trips_through_json():
 def test_contract_rejects_unknown_values(overrides):
     with pytest.raises(ValidationError):
         published(**overrides)
-
-
-def test_contract_methods_are_the_maths_methods():
-    import schemas.forecasts
-    import worker.forecast
-
-    assert get_args(schemas.forecasts.ForecastMethod) == get_args(worker.forecast.ForecastMethod)
 
 
 def test_contract_rejects_extra_fields():
