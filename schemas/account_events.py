@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
-from schemas.deal_events import Money, SaneDate, SaneDatetime, Text
+from schemas.envelope import Envelope, Money, SaneDate, Strict, Text
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Seats = Annotated[int, Field(ge=0, le=10_000_000)]
@@ -31,11 +31,7 @@ Plan = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,59}$")]
 TicketSeverity = Literal["low", "medium", "high", "urgent"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AccountFields(_Strict):
+class AccountFields(Strict):
     """Account attributes. Every field is optional: an update carries only what changed."""
 
     name: Text | None = None
@@ -48,7 +44,7 @@ class AccountFields(_Strict):
     arr: Money | None = None
 
 
-class UsageReport(_Strict):
+class UsageReport(Strict):
     """Usage of one period (a week, a month) ending on ``period_end``. A later report for the
     same period replaces the earlier one."""
 
@@ -76,7 +72,7 @@ class UsageReport(_Strict):
         return self
 
 
-class TicketOpened(_Strict):
+class TicketOpened(Strict):
     """A support ticket opened (or, for a ticket already open, its new severity/escalation)."""
 
     ticket_id: Id
@@ -84,28 +80,28 @@ class TicketOpened(_Strict):
     escalated: bool = False
 
 
-class TicketClosed(_Strict):
+class TicketClosed(Strict):
     ticket_id: Id
 
 
-class PaymentFailed(_Strict):
+class PaymentFailed(Strict):
     invoice_id: Id
     amount: Money
     days_overdue: Annotated[int, Field(ge=0, le=36_500)] = 0
 
 
-class PaymentSucceeded(_Strict):
+class PaymentSucceeded(Strict):
     invoice_id: Id
 
 
-class NpsSubmitted(_Strict):
+class NpsSubmitted(Strict):
     """A survey answer: likelihood to recommend (0-10) and optionally CSAT (1-5)."""
 
     score: Annotated[int, Field(ge=0, le=10)]
     csat: Annotated[float, Field(ge=1, le=5)] | None = None
 
 
-class RenewalUpdated(_Strict):
+class RenewalUpdated(Strict):
     """The upcoming renewal as it stands now; only the given fields change."""
 
     renewal_date: SaneDate | None = None
@@ -115,56 +111,47 @@ class RenewalUpdated(_Strict):
     downgrade_requested: bool | None = None
 
 
-class _Envelope(_Strict):
-    specversion: Literal["1.0"] = "1.0"
-    id: Annotated[str, Field(min_length=1, max_length=200)]
-    source: Annotated[str, Field(min_length=1, max_length=500)]
-    time: SaneDatetime
-    subject: Annotated[str, Field(min_length=1, max_length=200, description="the account id")]
-    datacontenttype: Literal["application/json"] = "application/json"
-
-
-class AccountCreated(_Envelope):
+class AccountCreated(Envelope):
     type: Literal["account.created"]
     data: AccountFields
 
 
-class AccountUpdated(_Envelope):
+class AccountUpdated(Envelope):
     type: Literal["account.updated"]
     data: AccountFields
 
 
-class AccountUsageReported(_Envelope):
+class AccountUsageReported(Envelope):
     type: Literal["account.usage_reported"]
     data: UsageReport
 
 
-class AccountTicketOpened(_Envelope):
+class AccountTicketOpened(Envelope):
     type: Literal["account.ticket_opened"]
     data: TicketOpened
 
 
-class AccountTicketClosed(_Envelope):
+class AccountTicketClosed(Envelope):
     type: Literal["account.ticket_closed"]
     data: TicketClosed
 
 
-class AccountPaymentFailed(_Envelope):
+class AccountPaymentFailed(Envelope):
     type: Literal["account.payment_failed"]
     data: PaymentFailed
 
 
-class AccountPaymentSucceeded(_Envelope):
+class AccountPaymentSucceeded(Envelope):
     type: Literal["account.payment_succeeded"]
     data: PaymentSucceeded
 
 
-class AccountNpsSubmitted(_Envelope):
+class AccountNpsSubmitted(Envelope):
     type: Literal["account.nps_submitted"]
     data: NpsSubmitted
 
 
-class AccountRenewalUpdated(_Envelope):
+class AccountRenewalUpdated(Envelope):
     type: Literal["account.renewal_updated"]
     data: RenewalUpdated
 

@@ -7,17 +7,12 @@ as "now" when scoring, never the wall clock.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
-# Dates outside this window are data-entry errors, not deals.
-EARLIEST = date(1990, 1, 1)
-LATEST = date(2100, 12, 31)
-MAX_AMOUNT = Decimal("1e12")
+from schemas.envelope import Envelope, Money, SaneDate, SaneDatetime, Strict, Text
 
 
 class DealStage(StrEnum):
@@ -38,32 +33,7 @@ OPEN_STAGES = (
 CLOSED_STAGES = (DealStage.closed_won, DealStage.closed_lost)
 
 
-def _sane_date(value: date | None) -> date | None:
-    if value is not None and not EARLIEST <= value <= LATEST:
-        raise ValueError(f"date {value.isoformat()} is outside {EARLIEST}..{LATEST}")
-    return value
-
-
-def _sane_datetime(value: datetime | None) -> datetime | None:
-    if value is None:
-        return value
-    if value.tzinfo is None:
-        raise ValueError("timestamp must carry a UTC offset")
-    _sane_date(value.date())
-    return value
-
-
-SaneDate = Annotated[date, AfterValidator(_sane_date)]
-SaneDatetime = Annotated[datetime, AfterValidator(_sane_datetime)]
-Money = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, max_digits=16, decimal_places=2)]
-Text = Annotated[str, Field(min_length=1, max_length=300)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DealFields(_Strict):
+class DealFields(Strict):
     """Deal attributes. Every field is optional: an update carries only what changed."""
 
     name: Text | None = None
@@ -88,7 +58,7 @@ class StageChange(DealFields):
     stage: DealStage  # required here
 
 
-class Activity(_Strict):
+class Activity(Strict):
     """One logged touch (call, email, meeting, note). Counts as an interaction."""
 
     kind: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")] = "note"
@@ -97,48 +67,39 @@ class Activity(_Strict):
     note: Annotated[str, Field(max_length=2000)] | None = None
 
 
-class Closure(_Strict):
+class Closure(Strict):
     """A deal closing. ``amount`` is the final value when it differs from the pipeline value."""
 
     amount: Money | None = None
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
-class _Envelope(_Strict):
-    specversion: Literal["1.0"] = "1.0"
-    id: Annotated[str, Field(min_length=1, max_length=200)]
-    source: Annotated[str, Field(min_length=1, max_length=500)]
-    time: SaneDatetime
-    subject: Annotated[str, Field(min_length=1, max_length=200, description="the deal id")]
-    datacontenttype: Literal["application/json"] = "application/json"
-
-
-class DealCreated(_Envelope):
+class DealCreated(Envelope):
     type: Literal["deal.created"]
     data: DealFields
 
 
-class DealUpdated(_Envelope):
+class DealUpdated(Envelope):
     type: Literal["deal.updated"]
     data: DealFields
 
 
-class DealStageChanged(_Envelope):
+class DealStageChanged(Envelope):
     type: Literal["deal.stage_changed"]
     data: StageChange
 
 
-class DealActivityLogged(_Envelope):
+class DealActivityLogged(Envelope):
     type: Literal["deal.activity_logged"]
     data: Activity
 
 
-class DealClosedWon(_Envelope):
+class DealClosedWon(Envelope):
     type: Literal["deal.closed_won"]
     data: Closure = Closure()
 
 
-class DealClosedLost(_Envelope):
+class DealClosedLost(Envelope):
     type: Literal["deal.closed_lost"]
     data: Closure = Closure()
 
