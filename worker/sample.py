@@ -7,7 +7,7 @@ wins and a loss. Event ids are fixed, so publishing it twice changes nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.deal_events import DealEvent, DealEventAdapter
@@ -30,7 +30,7 @@ def _ev(deal: str, n: int, day: int, kind: str, data: dict[str, Any]) -> DealEve
 
 
 def _deal(
-    deal: str, name: str, company: str, owner: str, industry: str, amount: int, close_day: int
+    name: str, company: str, owner: str, industry: str, amount: int, close_day: int
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -62,7 +62,7 @@ def sample_events() -> list[DealEvent]:
     # A model deal: qualified early, busy, moving fast.
     story(
         "D-1001",
-        _deal("D-1001", "Platform rollout", "Acme Corp", "Dana Reyes", "technology", 48_000, 70),
+        _deal("Platform rollout", "Acme Corp", "Dana Reyes", "technology", 48_000, 70),
         [
             (3, "activity_logged", meeting),
             (
@@ -87,7 +87,6 @@ def sample_events() -> list[DealEvent]:
     story(
         "D-1002",
         _deal(
-            "D-1002",
             "Data warehouse migration",
             "Globex",
             "Sam Okafor",
@@ -106,7 +105,7 @@ def sample_events() -> list[DealEvent]:
     # Went quiet after qualification.
     story(
         "D-1003",
-        _deal("D-1003", "Analytics add-on", "Initrode", "Dana Reyes", "retail", 18_000, 50),
+        _deal("Analytics add-on", "Initrode", "Dana Reyes", "retail", 18_000, 50),
         [
             (2, "activity_logged", call),
             (9, "stage_changed", {"stage": "qualification", "has_champion": True}),
@@ -117,7 +116,7 @@ def sample_events() -> list[DealEvent]:
     # Close date pushed three times.
     story(
         "D-1004",
-        _deal("D-1004", "Security suite", "Umbrella Health", "Lee Park", "healthcare", 75_000, 40),
+        _deal("Security suite", "Umbrella Health", "Lee Park", "healthcare", 75_000, 40),
         [
             (
                 4,
@@ -140,7 +139,6 @@ def sample_events() -> list[DealEvent]:
     story(
         "D-1005",
         _deal(
-            "D-1005",
             "Enterprise licence",
             "Stark Industries",
             "Sam Okafor",
@@ -171,7 +169,7 @@ def sample_events() -> list[DealEvent]:
     # Lost to a competitor.
     story(
         "D-1006",
-        _deal("D-1006", "CRM integration", "Hooli", "Lee Park", "technology", 32_000, 45),
+        _deal("CRM integration", "Hooli", "Lee Park", "technology", 32_000, 45),
         [
             (7, "stage_changed", {"stage": "qualification"}),
             (20, "updated", {"competitors_mentioned": ["Pied Piper", "Nucleus"]}),
@@ -181,7 +179,7 @@ def sample_events() -> list[DealEvent]:
     # Small, fresh prospect.
     story(
         "D-1007",
-        _deal("D-1007", "Starter plan", "Vandelay Imports", "Dana Reyes", "retail", 4_500, 100),
+        _deal("Starter plan", "Vandelay Imports", "Dana Reyes", "retail", 4_500, 100),
         [
             (78, "activity_logged", {"kind": "email"}),
             (81, "activity_logged", call),
@@ -191,7 +189,6 @@ def sample_events() -> list[DealEvent]:
     story(
         "D-1008",
         _deal(
-            "D-1008",
             "Field service app",
             "Wayne Enterprises",
             "Lee Park",
@@ -214,7 +211,7 @@ def sample_events() -> list[DealEvent]:
     # Won quickly, small.
     story(
         "D-1009",
-        _deal("D-1009", "Team seats", "Soylent", "Sam Okafor", "retail", 9_000, 30),
+        _deal("Team seats", "Soylent", "Sam Okafor", "retail", 9_000, 30),
         [
             (5, "stage_changed", {"stage": "qualification", "budget_confirmed": True}),
             (12, "stage_changed", {"stage": "proposal"}),
@@ -224,9 +221,7 @@ def sample_events() -> list[DealEvent]:
     # Negotiation that stalled, overdue.
     story(
         "D-1010",
-        _deal(
-            "D-1010", "Regional expansion", "Cyberdyne", "Dana Reyes", "manufacturing", 95_000, 50
-        ),
+        _deal("Regional expansion", "Cyberdyne", "Dana Reyes", "manufacturing", 95_000, 50),
         [
             (
                 10,
@@ -241,7 +236,3 @@ def sample_events() -> list[DealEvent]:
     )
     events.sort(key=lambda e: (e.time, e.id))
     return events
-
-
-def sample_as_of() -> date:
-    return max(e.time for e in sample_events()).date()

@@ -127,10 +127,11 @@ class DealFacts:
     @classmethod
     def from_record(cls, record: Any) -> DealFacts:
         """Facts from any object with these attribute names (e.g. the worker's deal state).
-        ``competitors`` may be a count or a collection of names; ``amount`` any number."""
+        ``competitors`` may be a count or a collection of names (counted once each);
+        ``amount`` any number."""
         competitors = record.competitors
         if not isinstance(competitors, int):
-            competitors = len(competitors)
+            competitors = len(set(competitors))
         amount = record.amount
         return cls(
             stage=DealStage(record.stage),
@@ -178,26 +179,7 @@ class DealInput(BaseModel):
     as_of: AwareDatetime = Field(description="The moment to score at ('now').")
 
     def to_facts(self) -> DealFacts:
-        competitors = self.competitors
-        if not isinstance(competitors, int):
-            competitors = len(set(competitors))
-        return DealFacts(
-            stage=self.stage,
-            amount=self.amount,
-            industry=self.industry,
-            lead_score=self.lead_score,
-            interactions=self.interactions,
-            objections_handled=self.objections_handled,
-            has_champion=self.has_champion,
-            budget_confirmed=self.budget_confirmed,
-            decision_maker_engaged=self.decision_maker_engaged,
-            competitors=competitors,
-            last_activity_at=self.last_activity_at,
-            stage_entered_at=self.stage_entered_at,
-            created_at=self.created_at,
-            expected_close_date=self.expected_close_date,
-            close_date_pushes=self.close_date_pushes,
-        )
+        return DealFacts.from_record(self)
 
 
 # --------------------------------------------------------------------------------------------
