@@ -35,7 +35,7 @@ from worker.accounts import (
     state_from_row,
 )
 from worker.codec import RecordRef, Rejected, precheck, validate_envelope
-from worker.consuming import batch_subscriber_options, publish_dead_letters
+from worker.consuming import batch_subscriber_options, log_batch, publish_dead_letters, tally
 from worker.engine import Framework, load_framework
 from worker.log import get_logger
 from worker.retry import retry_transient
@@ -180,14 +180,7 @@ class AccountHandler:
                 valid.extend(out)
         await self._dead_letter(rejected)
         outcome = await retry_transient(lambda: self._apply(valid), "apply_account_batch")
-        self.stats.update(
-            batches=1,
-            consumed=len(records),
-            applied=len(outcome.applied),
-            duplicates=len(outcome.duplicates),
-            stale=len(outcome.stale),
-            dead_lettered=len(rejected) + len(outcome.failed),
-        )
+        tally(self.stats, len(records), len(rejected), outcome)
         self._log_outcome(outcome, len(records), time.perf_counter() - started)
         return outcome
 
@@ -202,11 +195,7 @@ class AccountHandler:
             outcome = apply_account_batch(current, seen, valid, self.framework)
             if outcome.states:
                 await upsert_accounts(conn, account_rows_json(outcome))
-            await store.record_events(
-                conn,
-                [(i.event.id, i.event.subject, i.event.time, "applied") for i in outcome.applied]
-                + [(i.event.id, i.event.subject, i.event.time, "stale") for i in outcome.stale],
-            )
+            await store.record_outcomes(conn, outcome.applied, outcome.stale)
             # Dead-lettered before the commit: if the commit then fails, the batch is redone
             # and they are dead-lettered again (same source offset).
             await self._dead_letter(outcome.failed)
@@ -228,23 +217,14 @@ class AccountHandler:
                 expansion_score=score.expansion.score if score.expansion else None,
                 **item.ref.log_context(),
             )
-        for kind, items in (("duplicate", outcome.duplicates), ("stale", outcome.stale)):
-            for item in items:
-                self.log.info(
-                    f"account_event_{kind}",
-                    account_id=item.event.subject,
-                    event_id=item.event.id,
-                    **item.ref.log_context(),
-                )
-        self.log.info(
-            "account_batch_applied",
-            records=size,
-            applied=len(outcome.applied),
-            duplicates=len(outcome.duplicates),
-            stale=len(outcome.stale),
-            failed=len(outcome.failed),
+        log_batch(
+            self.log,
+            outcome,
+            size,
+            seconds,
+            prefix="account_",
+            subject="account_id",
             accounts=len(outcome.states),
-            ms=round(seconds * 1000, 1),
         )
 
 

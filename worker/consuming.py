@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -100,3 +101,49 @@ async def tolerant_parser(records: tuple[ConsumerRecord, ...], original: Callabl
 
 async def raw_records(message: Any) -> Any:
     return message.raw_message  # we validate ourselves, record by record
+
+
+def tally(stats: Counter[str], records: int, rejected: int, outcome: Any, **extra: int) -> None:
+    """Add a batch to a worker's running totals (deal and account outcomes alike)."""
+    stats.update(
+        batches=1,
+        consumed=records,
+        applied=len(outcome.applied),
+        duplicates=len(outcome.duplicates),
+        stale=len(outcome.stale),
+        dead_lettered=rejected + len(outcome.failed),
+        **extra,
+    )
+
+
+def log_batch(
+    log: BoundLogger,
+    outcome: Any,
+    records: int,
+    seconds: float,
+    *,
+    prefix: str,
+    subject: str,
+    **extra: int,
+) -> None:
+    """One line per skipped event (duplicate or stale) and a summary line for the batch;
+    ``prefix`` names the event family in the log ("" for deals, "account_" for accounts) and
+    ``subject`` the key its id is logged under."""
+    for kind, items in (("duplicate", outcome.duplicates), ("stale", outcome.stale)):
+        for item in items:
+            log.info(
+                f"{prefix}event_{kind}",
+                **{subject: item.event.subject},
+                event_id=item.event.id,
+                **item.ref.log_context(),
+            )
+    log.info(
+        f"{prefix}batch_applied",
+        records=records,
+        applied=len(outcome.applied),
+        duplicates=len(outcome.duplicates),
+        stale=len(outcome.stale),
+        failed=len(outcome.failed),
+        **extra,
+        ms=round(seconds * 1000, 1),
+    )

@@ -30,7 +30,13 @@ from worker import store
 from worker.account_handler import AccountHandler, register_account_subscriber
 from worker.adapters import load_stage_map
 from worker.codec import Incoming, Rejected, decode
-from worker.consuming import batch_subscriber_options, partition_lag, publish_dead_letters
+from worker.consuming import (
+    batch_subscriber_options,
+    log_batch,
+    partition_lag,
+    publish_dead_letters,
+    tally,
+)
 from worker.engine import Framework, load_framework
 from worker.forecast_job import ForecastScheduler
 from worker.kafka_io import durable_producer, ensure_topics
@@ -150,15 +156,7 @@ class DealWorker:
                 os.kill(os.getpid(), signal.SIGKILL)
             assert self.relay is not None
             self.relay.nudge()
-        self.stats.update(
-            batches=1,
-            consumed=len(records),
-            applied=len(outcome.applied),
-            duplicates=len(outcome.duplicates),
-            stale=len(outcome.stale),
-            dead_lettered=len(rejected) + len(outcome.failed),
-            alerts=len(outcome.alerts),
-        )
+        tally(self.stats, len(records), len(rejected), outcome, alerts=len(outcome.alerts))
         seconds = time.perf_counter() - started
         self.timings.observe(seconds, partition_lag(records, consumer))
         self._log_outcome(outcome, len(records), seconds)
@@ -179,11 +177,7 @@ class DealWorker:
                 await store.record_stints(conn, stints_json(outcome))
             if outcome.alerts:
                 await store.insert_alerts(conn, outbox_json(outcome))
-            await store.record_events(
-                conn,
-                [(i.event.id, i.event.subject, i.event.time, "applied") for i in outcome.applied]
-                + [(i.event.id, i.event.subject, i.event.time, "stale") for i in outcome.stale],
-            )
+            await store.record_outcomes(conn, outcome.applied, outcome.stale)
             # Deterministic failures are dead-lettered before the commit: if the commit then
             # fails, the batch is redone and they are dead-lettered again (same source offset).
             await self._dead_letter(outcome.failed)
@@ -205,24 +199,15 @@ class DealWorker:
                 probability=score.probability.probability,
                 **item.ref.log_context(),
             )
-        for kind, items in (("duplicate", outcome.duplicates), ("stale", outcome.stale)):
-            for item in items:
-                self.log.info(
-                    f"event_{kind}",
-                    deal_id=item.event.subject,
-                    event_id=item.event.id,
-                    **item.ref.log_context(),
-                )
-        self.log.info(
-            "batch_applied",
-            records=size,
-            applied=len(outcome.applied),
-            duplicates=len(outcome.duplicates),
-            stale=len(outcome.stale),
-            failed=len(outcome.failed),
+        log_batch(
+            self.log,
+            outcome,
+            size,
+            seconds,
+            prefix="",
+            subject="deal_id",
             deals=len(outcome.states),
             alerts=len(outcome.alerts),
-            ms=round(seconds * 1000, 1),
         )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -133,12 +133,16 @@ async def upsert_deals(conn: asyncpg.Connection, rows_json: str) -> None:
     await conn.execute(UPSERT_DEALS, rows_json)
 
 
-async def record_events(
-    conn: asyncpg.Connection, events: Sequence[tuple[str, str, datetime, str]]
+async def record_outcomes(
+    conn: asyncpg.Connection, applied: Iterable[Any], stale: Iterable[Any]
 ) -> None:
-    if events:
-        ids, deals, times, outcomes = zip(*events, strict=True)
-        await conn.execute(RECORD_EVENTS, list(ids), list(deals), list(times), list(outcomes))
+    """Remember the ids of applied and stale events (items with an ``event``): a redelivery
+    of either is then recognised as a duplicate."""
+    rows = [(i.event.id, i.event.subject, i.event.time, "applied") for i in applied]
+    rows += [(i.event.id, i.event.subject, i.event.time, "stale") for i in stale]
+    if rows:
+        ids, subjects, times, outcomes = zip(*rows, strict=True)
+        await conn.execute(RECORD_EVENTS, list(ids), list(subjects), list(times), list(outcomes))
 
 
 INSERT_OUTBOX = """
