@@ -167,6 +167,25 @@ def _output(target: str) -> Iterator[IO[str]]:
 # --------------------------------------------------------------------------- commands
 
 
+def _emit(
+    events: Sequence[DealEvent],
+    jsonl: str | None,
+    rate: float | None,
+    title: Callable[[PipelineSummary], str],
+) -> None:
+    """Write the events as JSON lines (``jsonl``: a file or '-') or publish them, then print
+    the summary (to stderr when the events went to stdout)."""
+    summary = summarize(events)
+    if jsonl is not None:
+        with _output(jsonl) as out:
+            write_jsonl(events, out)
+        where = "stdout" if jsonl == "-" else jsonl
+    else:
+        where = _publish_with_progress(events, rate)
+    report = err_console if jsonl == "-" else console
+    report.print(summary_table(summary, f"{title(summary)} -> {where}"))
+
+
 def seed_command(
     deals: Annotated[int, typer.Option("--deals", min=1, max=100_000, help="deals to create")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="same seed, same deals and ids")] = 1,
@@ -179,15 +198,7 @@ def seed_command(
 ) -> None:
     """Publish a realistic set of test deals (every stage, at-risk cases) to the deal topic."""
     events = generate_deals(deals, seed, parse_as_of(as_of))
-    summary = summarize(events)
-    if jsonl is not None:
-        with _output(jsonl) as out:
-            write_jsonl(events, out)
-        where = "stdout" if jsonl == "-" else jsonl
-    else:
-        where = _publish_with_progress(events, None)
-    report = err_console if jsonl == "-" else console
-    report.print(summary_table(summary, f"Seeded {summary.deals} deals (seed {seed}) -> {where}"))
+    _emit(events, jsonl, None, lambda s: f"Seeded {s.deals} deals (seed {seed})")
 
 
 def replay_command(
@@ -221,15 +232,7 @@ def replay_command(
         _fail(str(exc))
     if limit is not None:
         events = events[:limit]
-    summary = summarize(events)
-    if jsonl is not None:
-        with _output(jsonl) as out:
-            write_jsonl(events, out)
-        where = "stdout" if jsonl == "-" else jsonl
-    else:
-        where = _publish_with_progress(events, rate)
-    report = err_console if jsonl == "-" else console
-    report.print(summary_table(summary, f"Replayed {summary.deals:,} deals -> {where}"))
+    _emit(events, jsonl, rate, lambda s: f"Replayed {s.deals:,} deals")
 
 
 def register(app: typer.Typer) -> None:
