@@ -1,0 +1,270 @@
+# shellcheck shell=bash
+# Kafka: a single-node KRaft broker (combined broker + controller) run from the Apache Kafka
+# jars that Maven resolves from services/kafka/pom.xml, with its state in $STATE_DIR/kafka.
+# Entry points: kafka_up, kafka_down, kafka_status. Sourced by scripts/services.sh after
+# scripts/services/common.sh; uses KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONTROLLER_PORT,
+# KAFKA_HEAP_OPTS, KAFKA_JVM_OPTS, KAFKA_START_TIMEOUT, STATE_DIR, ROOT.
+
+KAFKA_SRC="$ROOT/services/kafka"
+KAFKA_DIR="$STATE_DIR/kafka"
+KAFKA_LIBS="$KAFKA_DIR/libs"
+KAFKA_DATA="$KAFKA_DIR/data"
+KAFKA_PROPS="$KAFKA_DIR/server.properties"
+KAFKA_PID_FILE="$KAFKA_DIR/kafka.pid"
+KAFKA_LOG="$KAFKA_DIR/kafka.log"
+KAFKA_CLUSTER_ID_FILE="$KAFKA_DIR/cluster.id"
+
+parse_kafka_bootstrap() {
+    local first="${KAFKA_BOOTSTRAP_SERVERS%%,*}"
+    first="${first#PLAINTEXT://}"
+    [[ $first =~ ^([^:]+):([0-9]+)$ ]] ||
+        die "cannot parse KAFKA_BOOTSTRAP_SERVERS='$KAFKA_BOOTSTRAP_SERVERS' (expected HOST:PORT)"
+    KAFKA_HOST="${BASH_REMATCH[1]}"
+    KAFKA_PORT="${BASH_REMATCH[2]}"
+}
+
+# Does a Kafka broker answer on host:port? scripts/kafka_probe.py sends ApiVersions and
+# Metadata requests and requires at least one registered broker. The summary it prints (or
+# why it failed) ends up in KAFKA_PROBE_MSG.
+kafka_probe() {
+    local host="$1" port="$2" py
+    port_open "$host" "$port" || {
+        KAFKA_PROBE_MSG="port $host:$port closed"
+        return 1
+    }
+    py="$(python_bin)" || {
+        # No Python: fall back to the broker's own log line.
+        if [[ -f $KAFKA_LOG ]] && grep -q 'Kafka Server started' "$KAFKA_LOG"; then
+            return 0
+        fi
+        KAFKA_PROBE_MSG="port open, no python3 to probe it"
+        return 1
+    }
+    KAFKA_PROBE_MSG="$("$py" "$ROOT/scripts/kafka_probe.py" "$host" "$port" 2>&1)" && return 0
+    return 1
+}
+
+kafka_pid_alive() {
+    local pid
+    [[ -f $KAFKA_PID_FILE ]] || return 1
+    pid="$(cat "$KAFKA_PID_FILE" 2>/dev/null)"
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+    KAFKA_PID="$pid"
+}
+
+java_major() {
+    local v
+    v="$(java -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')"
+    v="${v#1.}"
+    printf '%s\n' "${v%%[.+-]*}"
+}
+
+ensure_java_maven() {
+    local pkgs=()
+    command -v java >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
+    command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
+    if ((${#pkgs[@]})); then
+        log "missing: ${pkgs[*]}"
+        apt_install "${pkgs[@]}"
+    fi
+    local major
+    major="$(java_major)"
+    if ! [[ $major =~ ^[0-9]+$ ]] || ((major < 17)); then
+        die "Kafka 4.x brokers need Java 17+, but 'java' is version '${major:-unknown}' ($(command -v java)). Put a JDK 17+ first on PATH."
+    fi
+}
+
+kafka_resolve_libs() {
+    local hash
+    hash="$(sha256sum "$KAFKA_SRC/pom.xml" | cut -c1-64)"
+    if [[ -f $KAFKA_LIBS/.pom.sha256 && $(cat "$KAFKA_LIBS/.pom.sha256") == "$hash" ]] &&
+        compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null; then
+        return 0
+    fi
+    local t0
+    t0=$(now)
+    log "resolving Kafka broker jars from Maven Central (services/kafka/pom.xml -> $KAFKA_LIBS)"
+    rm -rf "$KAFKA_LIBS.tmp"
+    if ! mvn -B -q -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$KAFKA_LIBS.tmp" >"$KAFKA_DIR/maven.log" 2>&1; then
+        tail -n 40 "$KAFKA_DIR/maven.log" >&2
+        die "Maven could not resolve services/kafka/pom.xml (output above, full log: $KAFKA_DIR/maven.log)"
+    fi
+    compgen -G "$KAFKA_LIBS.tmp/kafka_2.13-*.jar" >/dev/null ||
+        die "Maven finished but no kafka_2.13 jar in $KAFKA_LIBS.tmp"
+    printf '%s\n' "$hash" >"$KAFKA_LIBS.tmp/.pom.sha256"
+    rm -rf "$KAFKA_LIBS"
+    mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
+    log "resolved $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars in $(($(now) - t0)) s"
+}
+
+# The broker JVM command line (without main class) in KAFKA_CMD.
+kafka_cmd() {
+    local heap=() extra=()
+    read -r -a heap <<<"$KAFKA_HEAP_OPTS"
+    read -r -a extra <<<"$KAFKA_JVM_OPTS"
+    KAFKA_CMD=(java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+        -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
+        "-Dlog4j2.configurationFile=$KAFKA_SRC/log4j2.yaml" "-Dkafka.logs.dir=$KAFKA_DIR"
+        "${extra[@]}" -cp "$KAFKA_LIBS/*")
+}
+
+kafka_java() {
+    kafka_cmd
+    "${KAFKA_CMD[@]}" "$@"
+}
+
+kafka_write_props() {
+    local esc_dirs
+    esc_dirs="$(printf '%s' "$KAFKA_DATA" | sed 's/[&#\\]/\\&/g')"
+    sed -e "s#@KAFKA_HOST@#$KAFKA_HOST#g" \
+        -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" \
+        -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+        -e "s#@KAFKA_LOG_DIRS@#$esc_dirs#g" \
+        "$KAFKA_SRC/server.properties" >"$KAFKA_PROPS.tmp"
+    {
+        printf '\n# Generated by scripts/services.sh from services/kafka/server.properties; edits are overwritten.\n'
+    } >>"$KAFKA_PROPS.tmp"
+    mv "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
+}
+
+kafka_format() {
+    if [[ -f $KAFKA_DATA/meta.properties ]]; then
+        return 0
+    fi
+    local cid
+    if [[ -s $KAFKA_CLUSTER_ID_FILE ]]; then
+        cid="$(cat "$KAFKA_CLUSTER_ID_FILE")"
+    else
+        cid="$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOG" | tail -n 1)"
+        [[ $cid =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid gave '$cid'; see $KAFKA_LOG"
+        printf '%s\n' "$cid" >"$KAFKA_CLUSTER_ID_FILE"
+    fi
+    log "formatting Kafka storage $KAFKA_DATA (cluster id $cid)"
+    mkdir -p "$KAFKA_DATA"
+    kafka_java kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_PROPS" >>"$KAFKA_LOG" 2>&1 || {
+        tail -n 30 "$KAFKA_LOG" >&2
+        die "kafka StorageTool format failed (log above, full log: $KAFKA_LOG)"
+    }
+}
+
+kafka_wait_ready() {
+    local pid="$1" t0="$2" deadline
+    deadline=$((t0 + KAFKA_START_TIMEOUT))
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$KAFKA_PID_FILE"
+            log "Kafka exited during startup; last lines of $KAFKA_LOG:"
+            tail -n 40 "$KAFKA_LOG" >&2 || true
+            die "Kafka broker (pid $pid) exited during startup"
+        fi
+        if kafka_probe "$KAFKA_HOST" "$KAFKA_PORT"; then
+            log "Kafka: ready at $KAFKA_HOST:$KAFKA_PORT ($KAFKA_PROBE_MSG; pid $pid, $(($(now) - t0)) s)"
+            return 0
+        fi
+        if (($(now) >= deadline)); then
+            log "Kafka not answering after ${KAFKA_START_TIMEOUT} s ($KAFKA_PROBE_MSG); last lines of $KAFKA_LOG:"
+            tail -n 40 "$KAFKA_LOG" >&2 || true
+            die "Kafka broker (pid $pid) did not become ready within ${KAFKA_START_TIMEOUT} s (it is left running; 'scripts/services.sh down' stops it)"
+        fi
+        sleep 1
+    done
+}
+
+kafka_up() {
+    parse_kafka_bootstrap
+    KAFKA_PROBE_MSG=""
+    if kafka_probe "$KAFKA_HOST" "$KAFKA_PORT"; then
+        if kafka_pid_alive; then
+            log "Kafka: already running (local broker, pid $KAFKA_PID) at $KAFKA_HOST:$KAFKA_PORT"
+        else
+            log "Kafka: already reachable at $KAFKA_HOST:$KAFKA_PORT ($KAFKA_PROBE_MSG); starting nothing"
+        fi
+        return 0
+    fi
+    is_local_host "$KAFKA_HOST" ||
+        die "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS is not reachable ($KAFKA_PROBE_MSG) and '$KAFKA_HOST' is not local, so no broker can be started for it. Fix it, or unset it to get a local broker."
+    [[ $KAFKA_HOST == localhost ]] && KAFKA_HOST=127.0.0.1
+
+    local t0
+    t0=$(now)
+    mkdir -p "$KAFKA_DIR"
+    if kafka_pid_alive; then
+        log "Kafka: local broker (pid $KAFKA_PID) is running but not answering yet; waiting"
+        kafka_wait_ready "$KAFKA_PID" "$t0"
+        return 0
+    fi
+    rm -f "$KAFKA_PID_FILE"
+    local p
+    for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+        if port_open 127.0.0.1 "$p"; then
+            log "port 127.0.0.1:$p is in use:"
+            port_owner "$p" >&2
+            die "127.0.0.1:$p is taken by something that is not a working Kafka broker ($KAFKA_PROBE_MSG). Stop it, or pick free ports for a separate local broker: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port> KAFKA_CONTROLLER_PORT=<port>"
+        fi
+    done
+
+    ensure_java_maven
+    kafka_resolve_libs
+    kafka_write_props
+    # Keep one previous log around.
+    [[ -f $KAFKA_LOG ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
+    kafka_format
+
+    log "starting Kafka $(basename "$(compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" | head -n 1)" .jar) on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, log $KAFKA_LOG)"
+    # setsid + nohup: the broker outlives this script and the shell/CI step that ran it.
+    # No job control here, so the subshell is no process-group leader: setsid and nohup
+    # exec in place and $! is the JVM's pid.
+    kafka_cmd
+    # 9>&-: the broker must not inherit (and so hold forever) this script's lock.
+    (cd "$KAFKA_DIR" && exec setsid nohup "${KAFKA_CMD[@]}" kafka.Kafka "$KAFKA_PROPS" </dev/null >>"$KAFKA_LOG" 2>&1 9>&-) &
+    local pid=$!
+    printf '%s\n' "$pid" >"$KAFKA_PID_FILE"
+    kafka_wait_ready "$pid" "$t0"
+}
+
+kafka_down() {
+    if ! kafka_pid_alive; then
+        if [[ -f $KAFKA_PID_FILE ]]; then
+            log "Kafka: stale pid file, broker not running"
+            rm -f "$KAFKA_PID_FILE"
+        else
+            log "Kafka: local broker not running"
+        fi
+        return 0
+    fi
+    local pid="$KAFKA_PID" i
+    log "stopping Kafka (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 60; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "Kafka did not stop within 60 s; killing pid $pid"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 1
+    fi
+    rm -f "$KAFKA_PID_FILE"
+    log "Kafka: stopped"
+}
+
+kafka_status() {
+    parse_kafka_bootstrap
+    local ok=1 state="NOT reachable"
+    KAFKA_PROBE_MSG=""
+    if kafka_probe "$KAFKA_HOST" "$KAFKA_PORT"; then
+        ok=0
+        state="reachable"
+    fi
+    if kafka_pid_alive; then
+        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_MSG}); local broker running, pid $KAFKA_PID, data $KAFKA_DATA, log $KAFKA_LOG"
+    elif ((ok == 0)); then
+        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_MSG}); not started by this script"
+    else
+        echo "kafka: $state at $KAFKA_HOST:$KAFKA_PORT (${KAFKA_PROBE_MSG}); local broker not running"
+    fi
+    return $ok
+}
