@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.forecast import SIMULATE_MAX, DealArrays, compute_forecast, forecast_coverage
+from worker.forecast.maths import SIMULATE_MAX, DealArrays, compute_forecast, forecast_coverage
 
 TARGET_SECONDS = 3.0
 AS_OF = date(2026, 3, 14)

@@ -11,3 +11,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# Real PostgreSQL and Kafka for the tests marked ``integration``, wherever they live.
+pytest_plugins = ["tests.services"]

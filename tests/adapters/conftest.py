@@ -7,7 +7,7 @@ import pytest
 
 from schemas.deal_events import DealEvent
 from worker.adapters import StageMap, adapt, load_stage_map
-from worker.merge import DealState, apply_event
+from worker.domain.deal import DealState, apply_event
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -91,7 +91,7 @@ def test_a_late_older_change_is_stale_for_the_merge(events_of):
     newer = events_of("hubspot", "closed_won")
     older = events_of("hubspot", "property_change")
     state = replay(newer)
-    from worker.merge import apply_event
+    from worker.domain.deal import apply_event
 
     assert apply_event(state, older[0]) is None
 

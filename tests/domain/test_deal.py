@@ -1,0 +1,97 @@
+from datetime import date, timedelta
+from decimal import Decimal
+
+from schemas.deal_events import DealStage
+from tests.factories import T0, created, event
+from worker.domain.deal import apply_event
+
+
+def fold(*events):
+    state = None
+    for ev in events:
+        state = apply_event(state, ev) or state
+    return state
+
+
+def test_creation_takes_fields_and_event_time():
+    s = fold(created("D1", amount=5000, expected_close_date="2026-04-01"))
+    assert s.amount == Decimal(5000)
+    assert s.created_at == s.stage_entered_at == s.last_event_time == T0
+    assert s.expected_close_date == date(2026, 4, 1)
+
+
+def test_stage_change_moves_stage_entered_at_only_when_stage_differs():
+    s = fold(
+        created("D1"),
+        event("D1", "stage_changed", {"stage": "qualification"}, day=3),
+        event("D1", "stage_changed", {"stage": "qualification"}, day=5),
+    )
+    assert s.stage is DealStage.qualification
+    assert s.stage_entered_at == T0 + timedelta(days=3)
+
+
+def test_close_date_pushes_count_only_later_dates():
+    s = fold(
+        created("D1", expected_close_date="2026-04-01"),
+        event("D1", "updated", {"expected_close_date": "2026-04-15"}, day=1),
+        event("D1", "updated", {"expected_close_date": "2026-04-10"}, day=2),  # pulled in
+        event("D1", "updated", {"expected_close_date": "2026-05-01"}, day=3),
+    )
+    assert s.close_date_pushes == 2
+    assert s.expected_close_date == date(2026, 5, 1)
+
+
+def test_activity_counts_and_never_moves_last_activity_back():
+    s = fold(
+        created("D1"),
+        event("D1", "activity_logged", {"kind": "call", "objection_handled": True}, day=4),
+        event(
+            "D1", "activity_logged", {"kind": "email", "occurred_at": "2026-03-03T00:00:00Z"}, day=5
+        ),
+    )
+    assert (s.interactions, s.objections_handled) == (2, 1)
+    assert s.last_activity_at == T0 + timedelta(days=4)
+
+
+def test_stale_event_changes_nothing():
+    s = fold(created("D1"), event("D1", "updated", {"amount": 9000}, day=5))
+    assert apply_event(s, event("D1", "updated", {"amount": 1}, day=2)) is None
+
+
+def test_closing_sets_stage_time_and_final_amount():
+    s = fold(created("D1", amount=1000), event("D1", "closed_won", {"amount": 1200}, day=9))
+    assert s.stage is DealStage.closed_won
+    assert s.closed_at == T0 + timedelta(days=9)
+    assert s.amount == Decimal(1200)
+
+
+def test_update_for_unknown_deal_creates_it_in_prospecting():
+    s = fold(event("D9", "updated", {"amount": 700}, day=1))
+    assert s.stage is DealStage.prospecting and s.amount == Decimal(700)
+
+
+def test_competitors_are_deduplicated_in_order():
+    s = fold(created("D1", competitors_mentioned=["B", "A", "B"]))
+    assert s.competitors == ("B", "A")
+
+
+def test_batch_records_stints_with_left_at_and_collapses_same_instant_changes():
+    from worker.domain.batch import Incoming, RecordRef
+    from worker.domain.deal_batch import apply_deal_batch
+    from worker.engine import load_framework
+
+    ref = RecordRef("t", 0, 0, None, None, ())
+    events = [
+        created("D1"),
+        event("D1", "stage_changed", {"stage": "qualification"}, day=2),
+        event("D1", "updated", {"amount": 5}, day=3),  # no stage change: no stint
+        event("D1", "stage_changed", {"stage": "proposal"}, day=5),
+        event("D1", "stage_changed", {"stage": "negotiation"}, day=5),  # same instant
+    ]
+    out = apply_deal_batch({}, set(), [Incoming(e, ref) for e in events], load_framework())
+    day = lambda n: T0 + timedelta(days=n)  # noqa: E731
+    assert [(s.stage, s.entered_at, s.left_at) for s in out.new_stints()] == [
+        ("prospecting", day(0), day(2)),
+        ("qualification", day(2), day(5)),
+        ("negotiation", day(5), None),
+    ]

@@ -1,0 +1,588 @@
+"""Forecast runs, the scheduler, the dashboard and their CLI against real PostgreSQL and Kafka.
+
+The read models aggregate the whole deals table, so this module migrates a database of its own
+and computes every expectation in Python from the rows it inserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import worker.forecast.runs as fj
+from schemas.forecasts import ForecastPublished
+from tests.services import eventually, fresh_database, read_all, unique
+from worker.cli.forecast import register
+from worker.forecast.dashboard import load_dashboard
+from worker.forecast.maths import compute_forecast, forecast_coverage, from_rows
+from worker.forecast.runs import ForecastUnavailable, run_forecast
+from worker.forecast.scheduler import ForecastScheduler
+from worker.kafka.producer import durable_producer
+from worker.kafka.topics import ensure_topics
+from worker.store.forecasts import FORECAST_LOCK
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)  # the newest event in the data set
+TODAY = NOW.date()
+OPEN = ("prospecting", "qualification", "proposal", "negotiation")
+MONTHS = 6
+FW = "test-fw-1"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class Deal:
+    deal_id: str
+    stage: str
+    amount: Decimal | None
+    close_probability: Decimal | None
+    expected_close_date: date | None
+    health_category: str | None
+    last_event_time: datetime
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage in OPEN
+
+    def row(self) -> dict:
+        return {
+            "amount": self.amount,
+            "close_probability": self.close_probability,
+            "expected_close_date": self.expected_close_date,
+        }
+
+
+def make_deals(prefix: str, rng: random.Random, n: int = 40) -> list[Deal]:
+    deals = []
+    for i in range(n):
+        stage = rng.choice((*OPEN, *OPEN, *OPEN, "closed_won", "closed_lost"))
+        due = TODAY + timedelta(days=rng.randint(-75, 230)) if rng.random() > 0.1 else None
+        deals.append(
+            Deal(
+                deal_id=f"{prefix}-{i:03d}",
+                stage=stage,
+                amount=None if i % 13 == 5 else Decimal(f"{rng.uniform(500, 60_000):.2f}"),
+                close_probability=None
+                if i % 11 == 7
+                else Decimal(rng.choice(("0", "100", f"{rng.uniform(1, 99):.2f}"))),
+                expected_close_date=due,
+                health_category=rng.choice((None, "healthy", "warning", "critical")),
+                last_event_time=NOW - timedelta(hours=rng.randint(1, 2000)),
+            )
+        )
+    deals[0] = Deal(  # the data's now, and exactly at the alert threshold: at risk
+        f"{prefix}-000", "proposal", Decimal("5000.00"), Decimal("55.00"), TODAY, "warning", NOW
+    )
+    deals[1] = Deal(  # due exactly 90 days ahead: inside the weighted window
+        f"{prefix}-001", "negotiation", Decimal("12000.00"), Decimal("80.00"),
+        TODAY + timedelta(days=90), "critical", NOW - timedelta(days=1),
+    )  # fmt: skip
+    deals[2] = Deal(  # 91 days ahead: outside
+        f"{prefix}-002", "qualification", Decimal("7000.00"), Decimal("30.00"),
+        TODAY + timedelta(days=91), "healthy", NOW - timedelta(days=1),
+    )  # fmt: skip
+    return deals
+
+
+INSERT_DEAL = """
+INSERT INTO deals (deal_id, stage, amount, close_probability, expected_close_date,
+                   health_category, created_at, stage_entered_at, closed_at, last_event_id,
+                   last_event_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)
+"""
+
+
+async def insert_deals(conn: asyncpg.Connection, deals: list[Deal]) -> None:
+    await conn.executemany(
+        INSERT_DEAL,
+        [
+            (
+                d.deal_id,
+                d.stage,
+                d.amount,
+                d.close_probability,
+                d.expected_close_date,
+                d.health_category,
+                d.last_event_time - timedelta(days=30),
+                None if d.is_open else d.last_event_time,
+                f"{d.deal_id}-e",
+                d.last_event_time,
+            )
+            for d in deals
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+async def fc_url(services) -> AsyncIterator[str]:
+    """A database of this module's own, migrated, dropped afterwards."""
+    async with fresh_database(services.database_url, "revintel_fc") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def deals(fc_url: str) -> list[Deal]:
+    data = make_deals(unique("fcj"), random.Random(20260314))
+    conn = await asyncpg.connect(fc_url)
+    try:
+        await insert_deals(conn, data)
+    finally:
+        await conn.close()
+    return data
+
+
+@pytest.fixture(scope="module")
+async def pool(fc_url: str, deals) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(fc_url, min_size=1, max_size=3)
+    yield p
+    await p.close()
+
+
+def open_rows(deals: list[Deal]) -> list[dict]:
+    return [d.row() for d in deals if d.is_open]
+
+
+def expected(deals: list[Deal], as_of: date, months: int = MONTHS, seed: int = 0):
+    arrays = from_rows(open_rows(deals))
+    return compute_forecast(arrays, as_of, months, seed=seed), forecast_coverage(
+        arrays, as_of, months
+    )
+
+
+def assert_months_match(got, want) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert (g.month, g.deal_count, g.method) == (w.month, w.deal_count, w.method)
+        for f in ("pipeline", "weighted", "p10", "p50", "p90", "expected_wins"):
+            assert getattr(g, f) == pytest.approx(getattr(w, f), rel=1e-9, abs=1e-6), f
+
+
+async def run_ids(pool: asyncpg.Pool) -> set[uuid.UUID]:
+    return {r[0] for r in await pool.fetch("SELECT run_id FROM forecast_runs")}
+
+
+async def new_run(pool: asyncpg.Pool, before: set[uuid.UUID]) -> asyncpg.Record:
+    rows = await pool.fetch("SELECT * FROM forecast_runs WHERE NOT run_id = ANY($1)", before)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def snapshot_count(pool: asyncpg.Pool, run_id: uuid.UUID | None = None) -> int:
+    if run_id is None:
+        return await pool.fetchval("SELECT count(*) FROM forecast_snapshots")
+    return await pool.fetchval("SELECT count(*) FROM forecast_snapshots WHERE run_id = $1", run_id)
+
+
+def slowed(seconds: float):
+    original = fj.compute_months
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    return slow
+
+
+# --------------------------------------------------------------------------- runs
+
+
+async def test_run_stores_a_completed_run_and_snapshots_matching_the_maths(pool, deals):
+    want, coverage = expected(deals, TODAY, seed=3)
+    assert {m.method for m in want} <= {"exact", "deterministic"}  # order-independent figures
+    f = await run_forecast(pool, as_of=None, kind="manual", months=MONTHS, seed=3,
+                           framework_version=FW)  # fmt: skip
+    assert f is not None
+    assert (f.as_of, f.as_of_source, f.generated_from) == (TODAY, "data", NOW)
+    assert (f.kind, f.horizon_months, f.framework_version, f.seed) == ("manual", MONTHS, FW, 3)
+    assert_months_match(f.months, want)
+    assert f.months[0].month == date(2026, 3, 1)
+    c = f.coverage
+    assert c.open_deals == sum(d.is_open for d in deals) == coverage.total
+    assert (c.included, c.no_close_date, c.overdue_folded, c.beyond_horizon) == (
+        coverage.included,
+        coverage.no_close_date,
+        coverage.overdue,
+        coverage.beyond_horizon,
+    )
+    assert c.overdue_folded > 0 and c.no_close_date > 0 and c.beyond_horizon > 0
+    assert f.totals.pipeline == pytest.approx(sum(m.pipeline for m in want))
+
+    run = await pool.fetchrow("SELECT * FROM forecast_runs WHERE run_id = $1", f.run_id)
+    assert run["status"] == "completed"
+    assert (run["as_of"], run["kind"], run["horizon_months"]) == (TODAY, "manual", MONTHS)
+    assert (run["deal_count"], run["framework_version"]) == (c.open_deals, FW)
+    assert run["finished_at"] >= run["started_at"]
+    assert run["duration_ms"] >= 0 and run["error"] is None
+
+    snaps = await pool.fetch(
+        "SELECT * FROM forecast_snapshots WHERE run_id = $1 ORDER BY month", f.run_id
+    )
+    assert [s["month"] for s in snaps] == [m.month for m in f.months]
+    for s, m in zip(snaps, f.months, strict=True):
+        assert (s["as_of"], s["deal_count"], s["framework_version"]) == (TODAY, m.deal_count, FW)
+        for field in ("pipeline", "weighted", "p10", "p50", "p90", "expected_wins"):
+            assert float(s[field]) == getattr(m, field)  # stored exactly (shortest decimal)
+
+
+async def test_explicit_as_of_is_used_instead_of_the_data(pool, deals):
+    as_of = date(2026, 1, 10)
+    f = await run_forecast(pool, as_of=as_of, kind="manual", months=4, framework_version=None)
+    assert (f.as_of, f.as_of_source, f.generated_from) == (as_of, "explicit", NOW)
+    assert [m.month for m in f.months] == [date(2026, m, 1) for m in (1, 2, 3, 4)]
+    want, _ = expected(deals, as_of, 4)
+    assert_months_match(f.months, want)
+
+
+async def test_snapshots_accumulate_over_runs(pool, deals):
+    before = await snapshot_count(pool)
+    first = await run_forecast(pool, as_of=None, kind="daily", framework_version=FW)
+    second = await run_forecast(pool, as_of=None, kind="scheduled", framework_version=FW)
+    assert first.run_id != second.run_id
+    assert await snapshot_count(pool) == before + 2 * MONTHS
+    assert await snapshot_count(pool, first.run_id) == MONTHS
+    # the trend view reads the latest completed run of the month
+    latest = await pool.fetchval(
+        "SELECT run_id FROM forecast_trend_mom WHERE month = $1", date(2026, 3, 1)
+    )
+    assert latest == second.run_id
+
+
+async def test_a_run_is_skipped_while_another_holds_the_lock(pool, fc_url, deals):
+    holder = await asyncpg.connect(fc_url)
+    try:
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", FORECAST_LOCK)
+        before = await run_ids(pool)
+        assert await run_forecast(pool, as_of=None, kind="manual", framework_version=FW) is None
+        assert await run_ids(pool) == before
+    finally:
+        await holder.close()  # releases the lock
+    assert await run_forecast(pool, as_of=None, kind="manual", framework_version=FW) is not None
+
+
+async def test_two_concurrent_runs_on_two_pools_run_once(pool, fc_url, deals, monkeypatch):
+    monkeypatch.setattr(fj, "compute_months", slowed(0.5))
+    other = await asyncpg.create_pool(fc_url, min_size=1, max_size=1)
+    try:
+        before = await run_ids(pool)
+        results = await asyncio.gather(
+            run_forecast(pool, as_of=None, kind="scheduled", framework_version=FW),
+            run_forecast(other, as_of=None, kind="scheduled", framework_version=FW),
+        )
+    finally:
+        await other.close()
+    assert sum(r is None for r in results) == 1
+    (done,) = [r for r in results if r is not None]
+    run = await new_run(pool, before)
+    assert (run["run_id"], run["status"]) == (done.run_id, "completed")
+
+
+async def test_not_before_skips_a_tick_another_replica_already_ran(pool, deals):
+    tick = await pool.fetchval("SELECT clock_timestamp()")
+    first = await run_forecast(
+        pool, as_of=None, kind="daily", framework_version=FW, not_before=tick
+    )
+    assert first is not None
+    again = await run_forecast(
+        pool, as_of=None, kind="daily", framework_version=FW, not_before=tick
+    )
+    assert again is None
+    other_kind = await run_forecast(
+        pool, as_of=None, kind="scheduled", framework_version=FW, not_before=tick
+    )
+    assert other_kind is not None
+
+
+async def test_a_run_left_running_by_a_dead_runner_is_marked_abandoned(pool, deals):
+    dead = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO forecast_runs (run_id, as_of, kind) VALUES ($1, $2, 'scheduled')",
+        dead,
+        TODAY,
+    )
+    assert await run_forecast(pool, as_of=None, kind="manual", framework_version=FW)
+    run = await pool.fetchrow("SELECT * FROM forecast_runs WHERE run_id = $1", dead)
+    assert run["status"] == "failed" and run["finished_at"] is not None
+    assert run["error"].startswith("abandoned")
+
+
+# --------------------------------------------------------------------------- failures
+
+
+async def assert_failed_without_snapshots(pool, before, fragment: str) -> None:
+    run = await new_run(pool, before)
+    assert run["status"] == "failed", dict(run)
+    assert fragment in run["error"]
+    assert run["finished_at"] is not None
+    assert await snapshot_count(pool, run["run_id"]) == 0
+    assert await pool.fetchval("SELECT count(*) FROM forecast_runs WHERE status = 'running'") == 0
+
+
+async def test_a_failing_computation_marks_the_run_failed(pool, deals, monkeypatch):
+    message = f"boom-{uuid.uuid4().hex[:6]}"
+
+    def explode(*args, **kwargs):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(fj, "compute_forecast", explode)
+    before, snaps = await run_ids(pool), await snapshot_count(pool)
+    with pytest.raises(RuntimeError, match=message):
+        await run_forecast(pool, as_of=None, kind="manual", framework_version=FW)
+    await assert_failed_without_snapshots(pool, before, f"RuntimeError: {message}")
+    assert await snapshot_count(pool) == snaps
+
+
+async def test_a_failure_midway_through_the_snapshots_leaves_none(pool, deals, monkeypatch):
+    """The last month violates the table's p10 <= p50 check: the months before it were
+    already inserted in the same transaction, and must be gone."""
+    real = compute_forecast
+
+    def broken_last_month(*args, **kwargs):
+        months = real(*args, **kwargs)
+        bad = months[-1].model_copy(update={"p10": months[-1].p50 + 1})
+        return [*months[:-1], bad]
+
+    monkeypatch.setattr(fj, "compute_forecast", broken_last_month)
+    before, snaps = await run_ids(pool), await snapshot_count(pool)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await run_forecast(pool, as_of=None, kind="manual", framework_version=FW)
+    await assert_failed_without_snapshots(pool, before, "CheckViolationError")
+    assert await snapshot_count(pool) == snaps
+
+
+async def test_a_cancelled_run_is_marked_failed(pool, deals, monkeypatch):
+    monkeypatch.setattr(fj, "compute_months", slowed(1.0))
+    before = await run_ids(pool)
+    task = asyncio.create_task(
+        run_forecast(pool, as_of=None, kind="scheduled", framework_version=FW)
+    )
+    await eventually(lambda: _has_new_run(pool, before), within=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await assert_failed_without_snapshots(pool, before, "CancelledError")
+    await asyncio.sleep(1.0)  # let the computing thread finish before the next test
+
+
+async def _has_new_run(pool, before) -> bool:
+    return bool((await run_ids(pool)) - before)
+
+
+async def test_without_deals_the_as_of_must_be_given(services):
+    async with fresh_database(services.database_url, "revintel_fc") as url:
+        empty = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        try:
+            with pytest.raises(ForecastUnavailable):
+                await run_forecast(empty, as_of=None, kind="manual", framework_version=FW)
+            assert await empty.fetchval("SELECT count(*) FROM forecast_runs") == 0
+            f = await run_forecast(empty, as_of=TODAY, kind="manual", months=2,
+                                   framework_version=FW)  # fmt: skip
+            assert f.generated_from is None
+            assert [(m.deal_count, m.pipeline, m.p90) for m in f.months] == [(0, 0, 0)] * 2
+            data = await load_dashboard(empty)
+            assert (data.as_of, data.forecast_source, data.kpis.open_deals) == (None, "none", 0)
+            result = await asyncio.to_thread(invoke, url, "forecast")
+            assert result.exit_code == 2
+            assert "no deals yet" in result.output and "--as-of" in result.output
+        finally:
+            await empty.close()
+
+
+# --------------------------------------------------------------------------- scheduler
+
+
+@pytest.fixture
+async def forecasts_topic(services) -> str:
+    topic = unique("test.forecasts")
+    await ensure_topics(services.bootstrap, [topic], 1)
+    return topic
+
+
+@pytest.fixture
+async def kafka_producer(services):
+    producer = durable_producer(services.bootstrap)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def test_run_now_publishes_the_forecast(pool, deals, services, forecasts_topic,
+                                              kafka_producer):  # fmt: skip
+    scheduler = ForecastScheduler(
+        pool, kafka_producer, topic=forecasts_topic, months=3, seed=5, framework_version=FW
+    )
+    f = await scheduler.run_now("scheduled")
+    assert f is not None and scheduler.runs == 1 and scheduler.last_as_of == TODAY
+    (record,) = await read_all(services.bootstrap, forecasts_topic)
+    assert record.key == TODAY.isoformat().encode()
+    assert dict(record.headers) == {"run_id": str(f.run_id).encode(), "kind": b"scheduled"}
+    got = ForecastPublished.model_validate_json(record.value)
+    assert got == f
+    want, _ = expected(deals, TODAY, 3, seed=5)
+    assert_months_match(got.months, want)
+    stored = await pool.fetchval("SELECT status FROM forecast_runs WHERE run_id = $1", f.run_id)
+    assert stored == "completed"
+
+
+async def test_the_schedule_runs_and_publishes_each_tick(pool, deals, services, forecasts_topic,
+                                                          kafka_producer):  # fmt: skip
+    scheduler = ForecastScheduler(
+        pool, kafka_producer, topic=forecasts_topic, cron="* * * * * */2", framework_version=FW
+    )  # croniter's optional sixth field: seconds (every 2 s)
+    scheduler.start()
+    try:
+
+        async def two_runs() -> bool:
+            return scheduler.runs >= 2
+
+        await eventually(two_runs, within=20)
+    finally:
+        await scheduler.stop()
+    assert scheduler.failures == 0 and scheduler.last_duration_ms is not None
+    records = await read_all(services.bootstrap, forecasts_topic)
+    assert len(records) == scheduler.runs
+    kinds = {ForecastPublished.model_validate_json(r.value).kind for r in records}
+    assert kinds == {"scheduled"}
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+def python_kpis(deals: list[Deal], as_of: date, threshold: Decimal) -> dict:
+    open_ = [d for d in deals if d.is_open]
+    amounts = [d.amount for d in open_ if d.amount is not None]
+    return {
+        "open_pipeline": sum(amounts, Decimal(0)),
+        "open_deals": len(open_),
+        "avg_deal_size": sum(amounts, Decimal(0)) / len(amounts),
+        "weighted_90d": sum(
+            (
+                d.amount * d.close_probability / 100
+                for d in open_
+                if d.amount is not None
+                and d.close_probability is not None
+                and d.expected_close_date is not None
+                and d.expected_close_date <= as_of + timedelta(days=90)
+            ),
+            Decimal(0),
+        ),
+        "at_risk": sum(
+            1
+            for d in open_
+            if d.amount is not None
+            and d.amount >= threshold
+            and d.health_category in ("warning", "critical")
+        ),
+    }
+
+
+async def test_dashboard_figures_match_the_rows(pool, deals):
+    f = await run_forecast(pool, as_of=None, kind="manual", framework_version=FW)
+    data = await load_dashboard(pool)
+    threshold = await pool.fetchval("SELECT framework_param('alert_value_threshold')")
+    want = python_kpis(deals, TODAY, threshold)
+    k = data.kpis
+    assert (data.as_of, data.as_of_source, data.data_as_of) == (TODAY, "data", NOW)
+    assert k.open_pipeline == want["open_pipeline"]
+    assert k.open_deals == want["open_deals"]
+    assert float(k.avg_deal_size) == pytest.approx(float(want["avg_deal_size"]), rel=1e-12)
+    assert k.weighted_90d == want["weighted_90d"]
+    assert k.at_risk == want["at_risk"] > 0
+    # pipeline by stage
+    assert [s.stage for s in data.stages] == list(OPEN)
+    for s in data.stages:
+        in_stage = [d for d in deals if d.stage == s.stage]
+        assert s.deal_count == len(in_stage)
+        assert s.total_value == sum((d.amount for d in in_stage if d.amount), Decimal(0))
+    assert sum(s.total_value for s in data.stages) == k.open_pipeline
+    # monthly forecast: the latest run of this as-of, from its snapshots
+    assert (data.forecast_source, data.forecast_run_id) == ("snapshot", f.run_id)
+    assert [m.model_dump(exclude={"method"}) for m in data.forecast] == [
+        m.model_dump(exclude={"method"}) for m in f.months
+    ]
+
+
+async def test_dashboard_with_an_explicit_as_of_computes_the_forecast(pool, deals):
+    as_of = date(2026, 2, 20)  # no run is ever stored for it
+    data = await load_dashboard(pool, as_of, months=3)
+    assert (data.as_of, data.as_of_source, data.forecast_source) == (as_of, "explicit", "computed")
+    threshold = await pool.fetchval("SELECT framework_param('alert_value_threshold')")
+    assert data.kpis.weighted_90d == python_kpis(deals, as_of, threshold)["weighted_90d"]
+    want, _ = expected(deals, as_of, 3)
+    assert_months_match(data.forecast, want)
+    assert all(s.avg_days_in_stage is not None for s in data.stages if s.deal_count)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def invoke(database_url: str, *args: str):
+    app = typer.Typer()
+    register(app)
+    env = {"DATABASE_URL": database_url, "COLUMNS": "200"}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+async def test_cli_forecast_prints_and_stores_the_run(pool, fc_url, deals):
+    before = await run_ids(pool)
+    result = await asyncio.to_thread(invoke, fc_url, "forecast", "--months", "3", "--seed", "2")
+    assert result.exit_code == 0, result.output
+    run = await new_run(pool, before)
+    assert (run["kind"], run["status"], run["horizon_months"]) == ("manual", "completed", 3)
+    assert f"Forecast as of 2026-03-14 (run {run['run_id']}, stored)" in result.output
+    want, coverage = expected(deals, TODAY, 3, seed=2)
+    lines = result.output.splitlines()
+    for m in want:
+        (line,) = [x for x in lines if x.strip().startswith(f"{m.month:%b %Y}")]
+        cells = line.split()[2:]
+        assert cells == [
+            str(m.deal_count),
+            *(f"{getattr(m, f):,.0f}" for f in ("pipeline", "weighted", "p10", "p50", "p90")),
+            f"{m.expected_wins:,.1f}",
+        ]
+    assert f"{coverage.total:,} open deals" in result.output
+
+
+async def test_cli_forecast_publishes_when_asked(pool, fc_url, deals, services):
+    topic = unique("test.forecasts")
+    app = typer.Typer()
+    register(app)
+    env = {
+        "DATABASE_URL": fc_url,
+        "KAFKA_BOOTSTRAP_SERVERS": services.bootstrap,
+        "REVINTEL_FORECASTS_TOPIC": topic,
+        "COLUMNS": "200",
+    }
+    result = await asyncio.to_thread(
+        CliRunner().invoke, app, ["forecast", "--publish", "--as-of", "2026-03-01"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert f"published to {topic}" in result.output
+    (record,) = await read_all(services.bootstrap, topic)
+    f = ForecastPublished.model_validate_json(record.value)
+    assert (f.kind, f.as_of, f.as_of_source) == ("manual", date(2026, 3, 1), "explicit")
+    assert record.key == b"2026-03-01"
+
+
+async def test_cli_dashboard_writes_the_chart(pool, fc_url, deals, tmp_path):
+    chart = tmp_path / "forecast.png"
+    result = await asyncio.to_thread(invoke, fc_url, "dashboard", "--chart", str(chart))
+    assert result.exit_code == 0, result.output
+    threshold = await pool.fetchval("SELECT framework_param('alert_value_threshold')")
+    want = python_kpis(deals, TODAY, threshold)
+    assert "Revenue dashboard as of 2026-03-14" in result.output
+    assert f"{want['open_pipeline']:,.0f}" in result.output
+    assert f"{want['weighted_90d']:,.0f}" in result.output
+    assert f"wrote chart to {chart}" in result.output
+    assert chart.read_bytes().startswith(PNG_SIGNATURE)

@@ -1,0 +1,310 @@
+"""The composition root: settings in, a running worker out. Nothing imports this module back.
+
+It builds the broker with one batch subscriber per event family (deals, accounts), each a
+:class:`~worker.kafka.consumer.BatchConsumer` whose family plug-in joins the family's decoder
+(``worker.kafka.codec``), its pure fold (``worker.domain``) and its projection
+(``worker.store``); starts and stops the background tasks (outbox relay, retention, forecast
+scheduler, metrics publisher); and serves the HTTP routes (``worker.http``) beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.specification import AsyncAPI
+
+from schemas.alerts import DealAlert
+from schemas.forecasts import ForecastPublished
+from schemas.metrics import WorkerMetrics
+from worker.adapters import load_stage_map
+from worker.domain.account_batch import AccountBatchOutcome, apply_account_batch
+from worker.domain.deal_batch import DealBatchOutcome, apply_deal_batch
+from worker.engine import Framework, load_framework
+from worker.forecast.scheduler import ForecastScheduler
+from worker.http.routes import routes
+from worker.kafka import codec
+from worker.kafka.consumer import BatchConsumer, BatchTimings, EventFamily
+from worker.kafka.producer import durable_producer
+from worker.kafka.subscription import batch_subscriber_options
+from worker.kafka.topics import dlq_topic, ensure_topics
+from worker.settings import Settings
+from worker.store import accounts, deals
+from worker.store.batches import Projection, apply_batch
+from worker.store.params import sync_framework_params
+from worker.store.pool import create_pool
+from worker.tasks.base import BackgroundTask
+from worker.tasks.metrics import MetricsPublisher, snapshot
+from worker.tasks.outbox_relay import OutboxRelay
+from worker.tasks.retention import Pruner
+
+
+@dataclass(slots=True)
+class Running:
+    """What exists only while the worker runs (created by ``Worker.start``)."""
+
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    forecast: ForecastScheduler | None
+    tasks: list[BackgroundTask] = field(default_factory=list)
+
+
+class Worker:
+    """One worker process: its consumers, its resources, its background tasks."""
+
+    def __init__(self, settings: Settings, framework: Framework | None = None) -> None:
+        self.settings = settings
+        self.framework = framework or load_framework(settings.framework_path)
+        self.stages = load_stage_map(settings.stage_map_path)
+        self.timings = BatchTimings()
+        self.running: Running | None = None
+        self.deals: BatchConsumer[DealBatchOutcome] = BatchConsumer(
+            self._deal_family(), self._producer, self.timings
+        )
+        self.accounts: BatchConsumer[AccountBatchOutcome] = BatchConsumer(
+            self._account_family(), self._producer, self.timings
+        )
+        self.consumers: tuple[BatchConsumer[Any], ...] = (self.deals, self.accounts)
+        self.broker = create_broker(settings, self.deals, self.accounts)
+
+    # -- the event families --------------------------------------------------------------
+
+    def _deal_family(self) -> EventFamily[DealBatchOutcome]:
+        s = self.settings
+        projection = Projection(
+            deals.lock, partial(apply_deal_batch, framework=self.framework), deals.write
+        )
+        return EventFamily(
+            name="deal",
+            subject="deal_id",
+            topics=tuple(s.input_topics),
+            decode=partial(
+                codec.decode,
+                max_bytes=s.max_message_bytes,
+                topic_sources=s.source_topics,
+                stages=self.stages,
+            ),
+            apply=partial(self._apply, projection),
+            after_commit=self._alerts_committed,
+        )
+
+    def _account_family(self) -> EventFamily[AccountBatchOutcome]:
+        projection = Projection(
+            accounts.lock, partial(apply_account_batch, framework=self.framework), accounts.write
+        )
+        return EventFamily(
+            name="account",
+            subject="account_id",
+            topics=(self.settings.account_topic,),
+            decode=partial(codec.decode_account, max_bytes=self.settings.max_message_bytes),
+            apply=partial(self._apply, projection),
+        )
+
+    async def _apply(self, projection: Projection[Any, Any], items: list, dead_letter) -> Any:
+        return await apply_batch(self._run().pool, projection, items, dead_letter)
+
+    def _alerts_committed(self, outcome: DealBatchOutcome) -> None:
+        if not outcome.alerts:
+            return
+        if self.settings.crash_point == "after_commit":
+            # test hook: die between the database commit and the alert publish
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._run().relay.nudge()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _run(self) -> Running:
+        if self.running is None:
+            raise RuntimeError("the worker is not started: call start() first")
+        return self.running
+
+    def _producer(self) -> AIOKafkaProducer:
+        return self._run().producer
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic the worker reads or writes (created at start when missing)."""
+        s = self.settings
+        inputs = [t for c in self.consumers for t in c.family.topics]
+        outputs = [s.alerts_topic, s.metrics_topic, s.forecasts_topic]
+        return [*inputs, *map(dlq_topic, inputs), *outputs]
+
+    async def start(self) -> None:
+        s = self.settings
+        await ensure_topics(s.kafka_bootstrap_servers, self.topics, s.topic_partitions)
+        pool = await create_pool(s.database_url)
+        await sync_framework_params(
+            pool,
+            {
+                "alert_value_threshold": self.framework.alerts.value_threshold,
+                "alert_probability_drop_points": self.framework.alerts.probability_drop_points,
+            },
+        )
+        producer = durable_producer(s.kafka_bootstrap_servers)
+        await producer.start()
+        relay = OutboxRelay(pool, producer, s.alerts_topic, poll_seconds=s.outbox_poll_seconds)
+        forecast = None
+        if s.forecast_enabled:
+            forecast = ForecastScheduler.from_settings(
+                s, pool, producer, framework_version=self.framework.version
+            )
+        self.running = Running(pool, producer, relay, forecast)
+        # the relay first: publish what a previous run committed but did not send
+        tasks: list[BackgroundTask] = [relay, Pruner(pool, s.retention_days)]
+        if forecast is not None:
+            tasks.append(forecast)
+        if s.metrics_interval_seconds > 0:
+            tasks.append(
+                MetricsPublisher(
+                    producer, s.metrics_topic, self.metrics, s.metrics_interval_seconds
+                )
+            )
+        for task in tasks:
+            task.start()
+        self.running.tasks = tasks
+
+    async def stop(self) -> None:
+        running, self.running = self.running, None
+        if running is None:
+            return
+        for task in reversed(running.tasks):
+            await task.stop()
+        await running.producer.stop()
+        await running.pool.close()
+
+    # -- what the HTTP routes see (``worker.http.routes.WorkerStatus``) -----------------
+
+    async def metrics(self) -> WorkerMetrics:
+        backlog, published, forecast = None, 0, None
+        if self.running is not None:
+            published = self.running.relay.published
+            forecast = self.running.forecast
+            try:
+                async with asyncio.timeout(2):
+                    backlog = await self.running.relay.backlog()
+            except Exception:
+                backlog = None  # the database is down: report what is known
+        counts = sum((c.stats for c in self.consumers), start=type(self.deals.stats)())
+        return snapshot(counts, self.timings, published, backlog, forecast)
+
+    async def reachable(self) -> dict[str, bool]:
+        kafka, postgres = await asyncio.gather(self._kafka_ok(), self._postgres_ok())
+        return {"kafka": kafka, "postgres": postgres}
+
+    async def _kafka_ok(self) -> bool:
+        return await self.broker.ping(timeout=2)
+
+    async def _postgres_ok(self) -> bool:
+        if self.running is None:
+            return False
+        try:
+            async with asyncio.timeout(2):
+                return await self.running.pool.fetchval("SELECT 1") == 1
+        except Exception:
+            return False
+
+
+def _subscribe(
+    broker: KafkaBroker, settings: Settings, consumer: BatchConsumer[Any], description: str
+) -> None:
+    """One batch subscriber for a family's topics, and its dead-letter topics documented."""
+    family = consumer.family
+
+    @broker.subscriber(
+        *family.topics,
+        **batch_subscriber_options(settings),
+        title=f"{family.name}-events",
+        description=description,
+    )
+    async def on_batch(records: Sequence[Any], message: KafkaMessage) -> None:
+        await consumer.handle_batch(records, getattr(message, "consumer", None))
+
+    for topic in family.topics:
+        broker.publisher(
+            dlq_topic(topic),
+            title=dlq_topic(topic),
+            schema=bytes,
+            description="Dead letters: the original bytes and headers, plus "
+            "dlq.error, dlq.reason, dlq.source.topic/partition/offset",
+        )
+
+
+def create_broker(
+    settings: Settings,
+    deal_consumer: BatchConsumer[DealBatchOutcome],
+    account_consumer: BatchConsumer[AccountBatchOutcome],
+) -> KafkaBroker:
+    # FastStream's per-message access log goes to DEBUG; our batch_applied line says more.
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers, client_id="revintel-worker", log_level=logging.DEBUG
+    )
+    _subscribe(
+        broker,
+        settings,
+        deal_consumer,
+        "CRM deal change events: our CloudEvents envelope on the deal topic, "
+        "vendor webhook bodies on the source topics; key = deal id",
+    )
+    _subscribe(
+        broker,
+        settings,
+        account_consumer,
+        "Account events (usage, tickets, payments, NPS, renewals) in our "
+        "CloudEvents envelope; key = account id",
+    )
+    # Documented for the AsyncAPI document: what the worker writes, and in which shape. The
+    # sends go through the worker's durable producer (acks=all, idempotent), not the broker.
+    broker.publisher(
+        settings.alerts_topic,
+        title="alerts",
+        schema=DealAlert,
+        description="At-risk alerts (key = deal id, header alert_id)",
+    )
+    broker.publisher(
+        settings.forecasts_topic,
+        title="forecasts",
+        schema=ForecastPublished,
+        description="Forecast runs (key = as-of date, headers run_id and kind)",
+    )
+    broker.publisher(
+        settings.metrics_topic,
+        title="metrics",
+        schema=WorkerMetrics,
+        description="Operational metrics of each worker, every few seconds",
+    )
+    return broker
+
+
+def create_app(settings: Settings) -> AsgiFastStream:
+    """The worker as an ASGI app: the Kafka consumers plus /metrics, /health and /asyncapi."""
+    worker = Worker(settings)
+    app = AsgiFastStream(
+        worker.broker,
+        asgi_routes=routes(worker),
+        asyncapi_path="/asyncapi",
+        specification=asyncapi_spec(worker.broker),
+    )
+    app.on_startup(worker.start)
+    app.after_shutdown(worker.stop)
+    return app
+
+
+def asyncapi_spec(broker: KafkaBroker) -> AsyncAPI:
+    return AsyncAPI(
+        broker,
+        title="revenue-intelligence worker",
+        version="0.1.0",
+        description="Consumes CRM deal and account events, writes scores to PostgreSQL, "
+        "publishes alerts, dead letters, forecasts and metrics.",
+    )

@@ -1,0 +1,28 @@
+"""``revintel``: the command line of the worker (typer).
+
+One app; each module of this package adds its commands (or its command group) with
+``register(app)``. Errors go to stderr through ``worker.cli.common.fail`` (exit 2, secrets
+masked).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from worker.cli import alerts, data, deals, forecast, schemas, score, worker
+
+app = typer.Typer(
+    help="revenue-intelligence: CRM events in, deal scores and alerts out.", no_args_is_help=True
+)
+for _module in (worker, data, deals, alerts, forecast, score, schemas):
+    _module.register(app)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

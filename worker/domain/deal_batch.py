@@ -1,0 +1,192 @@
+"""One consumed batch, from validated events to the rows and alerts to write. Pure: no I/O.
+
+Events are applied in record order (one deal's events share a partition, so that order is the
+CRM's). A deal is scored after every event applied to it, with "now" = that event's time, and
+its alert level re-evaluated, so each transition raises its alert even when several events of
+one deal arrive in the same batch. The stored scores are those after the deal's last event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from schemas.alerts import AlertCause, AlertState, DealAlert
+from schemas.deal_events import DealEvent
+from worker.domain.alerts import AlertRules, AlertTrack, Transition, alert_id, evaluate
+from worker.domain.batch import BatchOutcome, Incoming, fold
+from worker.domain.deal import DealState, apply_event
+from worker.engine import (
+    DealFacts,
+    DealScore,
+    DealValuePrediction,
+    Framework,
+    predict_value_for_deal,
+    score_deal,
+)
+
+DealIncoming = Incoming[DealEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDeal:
+    state: DealState
+    track: AlertTrack
+
+
+@dataclass(frozen=True, slots=True)
+class Stint:
+    """A deal's time in one stage (``deal_stage_history``); ``left_at`` None while current."""
+
+    deal_id: str
+    stage: str
+    entered_at: datetime
+    left_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class DealBatchOutcome(BatchOutcome[DealEvent]):
+    states: dict[str, DealState] = field(default_factory=dict)  # changed deals, final state
+    scores: dict[str, DealScore] = field(default_factory=dict)
+    tracks: dict[str, AlertTrack] = field(default_factory=dict)
+    alerts: list[DealAlert] = field(default_factory=list)
+    stints: list[Stint] = field(default_factory=list)  # stages entered, in order
+    # deals with no amount yet: their predicted value. Similar-deal averages are not used, as
+    # they depend on what else is in the database when the batch runs, and a replay must give
+    # the same state: the prediction is the framework's typical deal for the industry.
+    predictions: dict[str, DealValuePrediction] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        return {"deals": len(self.states), "alerts": len(self.alerts)}
+
+    def event_context(self, item: DealIncoming) -> dict[str, Any]:
+        score = self.scores[item.event.subject]
+        return {
+            "health": score.health.score,
+            "probability": score.probability.probability,
+        }
+
+    def new_stints(self) -> list[Stint]:
+        """Stints entered in this batch, by deal and entry time, with ``left_at`` set where the
+        same batch moved the deal on again. Several stage changes at one instant keep the last
+        stage (the history is keyed by entry time)."""
+        by_entry = {(s.deal_id, s.entered_at): s for s in self.stints}
+        ordered = sorted(by_entry.values(), key=lambda s: (s.deal_id, s.entered_at))
+        following = [*ordered[1:], None]
+        return [
+            replace(s, left_at=n.entered_at) if n is not None and n.deal_id == s.deal_id else s
+            for s, n in zip(ordered, following, strict=True)
+        ]
+
+    def predict_missing_values(self, framework: Framework) -> None:
+        for deal_id, state in self.states.items():
+            if state.amount is None:
+                self.predictions[deal_id] = predict_value_for_deal(
+                    state.industry, state.stage, None, framework
+                )
+
+
+def facts_of(state: DealState) -> DealFacts:
+    """What the engine scores (the engine takes any object with the deal's fields)."""
+    return DealFacts.from_record(state)
+
+
+def alert_rules(framework: Framework) -> AlertRules:
+    return AlertRules(
+        value_threshold=framework.alerts.value_threshold,
+        drop_points=framework.alerts.probability_drop_points,
+    )
+
+
+def build_alert(
+    state: DealState, score: DealScore, change: Transition, item: DealIncoming
+) -> DealAlert:
+    event = item.event
+    prev = change.previous
+    return DealAlert(
+        alert_id=alert_id(state.deal_id, event.id, change.kind),
+        kind=change.kind,
+        level=change.level,
+        deal_id=state.deal_id,
+        name=state.name,
+        company=state.company,
+        owner=state.owner,
+        value=state.amount,
+        currency=state.currency,
+        stage=state.stage.value,
+        health_score=score.health.score,
+        health_category=score.health.category,
+        close_probability=round(score.probability.probability, 2),
+        risk_factors=list(score.health.risk_factors),
+        reasons=list(change.reasons),
+        previous=AlertState(
+            level=prev.level,
+            health_score=prev.health_score,
+            health_category=prev.health_category,
+            close_probability=prev.close_probability,
+        ),
+        caused_by=AlertCause(event_id=event.id, event_type=event.type, event_time=event.time),
+        occurred_at=event.time,
+        framework_version=score.framework_version,
+    )
+
+
+def apply_deal_batch(
+    current: Mapping[str, StoredDeal],
+    seen_event_ids: Iterable[str],
+    incoming: Iterable[DealIncoming],
+    framework: Framework,
+) -> DealBatchOutcome:
+    """Merge each event, score the deal with "now" = the event's time, and re-evaluate its
+    alert level, so each transition raises its alert even within one batch."""
+    out = DealBatchOutcome()
+    rules = alert_rules(framework)
+
+    def apply_one(item: DealIncoming) -> bool:
+        deal_id = item.event.subject
+        stored = current.get(deal_id)
+        before = out.states.get(deal_id) or (stored.state if stored else None)
+        track = out.tracks.get(deal_id) or (stored.track if stored else AlertTrack())
+        after = apply_event(before, item.event)
+        if after is None:
+            return False
+        score = score_deal(facts_of(after), after.last_event_time, framework)
+        new_track, change = evaluate(
+            track,
+            rules,
+            stage=after.stage,
+            value=after.amount,
+            currency=after.currency,
+            health_score=score.health.score,
+            health_category=score.health.category,
+            probability=score.probability.probability,
+        )
+        alert = build_alert(after, score, change, item) if change else None
+        # nothing below can fail: the event is applied
+        if before is None or after.stage != before.stage:
+            out.stints.append(Stint(deal_id, after.stage.value, after.stage_entered_at))
+        out.states[deal_id] = after
+        out.scores[deal_id] = score
+        out.tracks[deal_id] = new_track
+        if alert:
+            out.alerts.append(alert)
+        return True
+
+    fold(out, seen_event_ids, incoming, apply_one)
+    out.predict_missing_values(framework)
+    return out
+
+
+def rescore(stored: Iterable[StoredDeal], framework: Framework) -> DealBatchOutcome:
+    """Scores of stored deals under ``framework``, each with "now" = its last event's time, as
+    a replay would give them. Alert levels are kept: the next event re-evaluates them."""
+    out = DealBatchOutcome()
+    for deal in stored:
+        state = deal.state
+        out.states[state.deal_id] = state
+        out.tracks[state.deal_id] = deal.track
+        out.scores[state.deal_id] = score_deal(facts_of(state), state.last_event_time, framework)
+    out.predict_missing_values(framework)
+    return out

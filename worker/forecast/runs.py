@@ -1,0 +1,249 @@
+"""Forecast runs: read the open deals, forecast them (``worker.forecast.maths``), store the run
+and its monthly snapshots (``worker.store.forecasts``), publish it; on demand or on a cron
+schedule (``worker.forecast.scheduler``).
+
+As-of
+    A run forecasts "as of" a date: month 0 is its calendar month, overdue-ness is measured
+    against it. Given explicitly, or else the data's as-of date (``data_as_of_date()``: the UTC
+    date of the newest event applied to any deal), never the wall clock, so a replayed or
+    backfilled database forecasts the same way. The clock only dates bookkeeping
+    (``started_at``, ``finished_at``, ``duration_ms``) and, in the scheduler, *when* to run.
+
+Storage (``forecast_runs`` / ``forecast_snapshots`` of sql/004)
+    1. One REPEATABLE READ transaction reads the data's as-of and the open deals (one query,
+       one consistent snapshot), and inserts the run as ``running`` (committed: a run in
+       progress is visible).
+    2. The forecast is computed outside any transaction (in a thread: it is CPU work).
+    3. One transaction inserts all snapshot rows and sets the run ``completed``: a crash or an
+       error before its commit leaves no snapshot row at all.
+    On an error (or cancellation) the run is set ``failed`` with the error text, best effort.
+    A process killed outright leaves its run ``running``; the next run (which holds the lock,
+    so no other run can be in progress) marks such rows ``failed`` ("abandoned").
+
+One runner at a time
+    Every run takes the session advisory lock ``worker.store.forecasts.FORECAST_LOCK`` with
+    ``pg_try_advisory_lock`` (not waiting); when another connection (another replica, or a
+    manual run) holds it, :func:`run_forecast` returns ``None`` at once: that run is skipped,
+    not queued. The lock is released when the run ends (or with its connection).
+    With several replicas whose schedules fire at the same tick, the one that gets the lock
+    runs; a replica that gets it just after the first finished would run the tick twice, so
+    the scheduler passes ``not_before`` (the tick time, less a clock-skew margin) and a run
+    finding a run of the same kind already started since then is skipped too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from schemas.forecasts import (
+    ForecastCoverageCounts,
+    ForecastKind,
+    ForecastPublished,
+    ForecastTotals,
+)
+from worker.forecast.maths import (
+    ForecastCoverage,
+    MonthForecast,
+    compute_forecast,
+    forecast_coverage,
+    from_rows,
+)
+from worker.kafka.producer import send_all
+from worker.log import get_logger
+from worker.store import forecasts
+
+MAX_MONTHS = 60
+MAX_CLOCK_SKEW = timedelta(seconds=60)  # between replicas and the database, for not_before
+
+
+class ForecastUnavailable(RuntimeError):
+    """No as-of date: none was given and there are no deals to take the data's as-of from."""
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def compute_months(
+    rows: Sequence[Mapping[str, Any]], as_of: date, months: int, seed: int = 0
+) -> tuple[list[MonthForecast], ForecastCoverage]:
+    """The forecast and its coverage for open-deal rows (amount, close_probability,
+    expected_close_date)."""
+    deals = from_rows(rows)
+    return (
+        compute_forecast(deals, as_of, months, seed=seed),
+        forecast_coverage(deals, as_of, months),
+    )
+
+
+def to_published(
+    months: Sequence[MonthForecast],
+    coverage: ForecastCoverage,
+    *,
+    run_id: UUID,
+    as_of: date,
+    as_of_source: str,
+    generated_from: datetime | None,
+    kind: str,
+    framework_version: str | None,
+    seed: int,
+) -> ForecastPublished:
+    """The published contract of a computed forecast (validated)."""
+    contract_months = list(months)
+    return ForecastPublished.model_validate(
+        {
+            "run_id": run_id,
+            "as_of": as_of,
+            "as_of_source": as_of_source,
+            "generated_from": generated_from,
+            "kind": kind,
+            "horizon_months": len(contract_months),
+            "framework_version": framework_version,
+            "seed": seed,
+            "months": contract_months,
+            "totals": ForecastTotals(
+                deal_count=sum(m.deal_count for m in months),
+                pipeline=sum(m.pipeline for m in months),
+                weighted=sum(m.weighted for m in months),
+                expected_wins=sum(m.expected_wins for m in months),
+            ),
+            "coverage": ForecastCoverageCounts(
+                open_deals=coverage.total,
+                included=coverage.included,
+                no_close_date=coverage.no_close_date,
+                overdue_folded=coverage.overdue,
+                beyond_horizon=coverage.beyond_horizon,
+                no_amount=coverage.no_amount,
+                no_probability=coverage.no_probability,
+            ),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- database
+
+
+async def run_forecast(
+    pool: asyncpg.Pool,
+    *,
+    as_of: date | None,
+    kind: ForecastKind,
+    months: int = 6,
+    seed: int = 0,
+    framework_version: str | None,
+    not_before: datetime | None = None,
+) -> ForecastPublished | None:
+    """Forecast the open deals as of ``as_of`` (None: the data's as-of date), store the run and
+    its snapshots, and return the contract to publish.
+
+    Returns ``None`` when the run is skipped: another runner holds the forecast lock, or
+    ``not_before`` is given and a run of the same kind (not failed) started at or after it.
+    Raises :class:`ForecastUnavailable` when ``as_of`` is None and there are no deals; any
+    other error is raised after the run is marked failed.
+    """
+    if not 1 <= months <= MAX_MONTHS:
+        raise ValueError(f"months must be in 1..{MAX_MONTHS}, not {months}")
+    log = get_logger(forecast_kind=kind)
+    started = time.perf_counter()
+    async with pool.acquire() as conn:
+        if not await forecasts.try_lock(conn):
+            log.info("forecast_skipped", reason="another forecast run holds the lock")
+            return None
+        try:
+            return await _run_locked(
+                conn, as_of, kind, months, seed, framework_version, not_before, started, log
+            )
+        finally:
+            # released with the connection anyway (the pool's reset unlocks all)
+            with contextlib.suppress(Exception):
+                await forecasts.unlock(conn)
+
+
+async def _run_locked(
+    conn: asyncpg.Connection,
+    as_of: date | None,
+    kind: ForecastKind,
+    months: int,
+    seed: int,
+    framework_version: str | None,
+    not_before: datetime | None,
+    started: float,
+    log: Any,
+) -> ForecastPublished | None:
+    run_id = uuid4()
+    async with conn.transaction(isolation="repeatable_read"):
+        if not_before is not None and await forecasts.already_ran(conn, kind, not_before):
+            log.info("forecast_skipped", reason="already ran for this tick", since=not_before)
+            return None
+        abandoned = await forecasts.sweep_abandoned(conn)
+        if abandoned:
+            log.warning("forecast_runs_abandoned", run_ids=[str(r) for r in abandoned])
+        generated_from, data_date = await forecasts.data_as_of(conn)
+        rows = await forecasts.open_deals(conn)
+        source = "explicit" if as_of is not None else "data"
+        if as_of is None:
+            if data_date is None:
+                raise ForecastUnavailable("no deals yet: nothing to take the as-of date from")
+            as_of = data_date
+        await forecasts.insert_run(conn, run_id, as_of, kind, months, len(rows), framework_version)
+    log = log.bind(run_id=str(run_id), as_of=as_of.isoformat())
+    try:
+        month_rows, coverage = await asyncio.to_thread(compute_months, rows, as_of, months, seed)
+        published = to_published(
+            month_rows,
+            coverage,
+            run_id=run_id,
+            as_of=as_of,
+            as_of_source=source,
+            generated_from=generated_from,
+            kind=kind,
+            framework_version=framework_version,
+            seed=seed,
+        )
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        await forecasts.complete_run(
+            conn, run_id, as_of, published.months, framework_version, duration_ms
+        )
+    except (Exception, asyncio.CancelledError) as exc:
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        with contextlib.suppress(Exception):  # best effort; else swept as abandoned later
+            await asyncio.wait_for(
+                forecasts.fail_run(conn, run_id, duration_ms, f"{type(exc).__name__}: {exc}"),
+                timeout=5,
+            )
+        log.error("forecast_failed", error=repr(exc), duration_ms=duration_ms)
+        raise
+    log.info(
+        "forecast_completed",
+        open_deals=len(rows),
+        months=months,
+        weighted=published.totals.weighted,
+        duration_ms=duration_ms,
+    )
+    return published
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+async def publish_forecast(producer: Any, topic: str, forecast: ForecastPublished) -> None:
+    """Publish a forecast (key = as-of date, headers run_id and kind) and wait for the ack
+    (acks=all with the durable producer)."""
+    await send_all(
+        producer,
+        topic,
+        [
+            (
+                forecast.as_of.isoformat().encode(),
+                forecast.model_dump_json().encode(),
+                [("run_id", str(forecast.run_id).encode()), ("kind", forecast.kind.encode())],
+            )
+        ],
+    )

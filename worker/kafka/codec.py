@@ -1,0 +1,111 @@
+"""Turning raw Kafka records into validated events, or into dead letters with a reason.
+
+Records on the deal and account topics carry our CloudEvents envelope. Records on a vendor's
+raw topic (or with a ``revintel-source`` header naming an adapter) are normalised by that
+adapter; one webhook body may hold several events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEvent, AccountEventAdapter
+from schemas.deal_events import DEAL_EVENT_TYPES, DealEvent, DealEventAdapter
+from worker.adapters import ADAPTERS, AdapterError, StageMap, adapt, default_stage_map
+from worker.domain.batch import Incoming, RecordRef, Rejected
+
+CANONICAL = "cloudevents"
+SOURCE_HEADER = "revintel-source"
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def source_of(ref: RecordRef, topic_sources: dict[str, str]) -> str:
+    """The adapter for a record: its ``revintel-source`` header, else its topic's."""
+    for name, value in ref.headers:
+        if name == SOURCE_HEADER:
+            return value.decode(errors="replace")
+    return topic_sources.get(ref.topic, CANONICAL)
+
+
+def decode(
+    record: Any,
+    max_bytes: int,
+    topic_sources: dict[str, str] | None = None,
+    stages: StageMap | None = None,
+) -> list[Incoming[DealEvent]] | Rejected:
+    """A consumed deal record as validated deal events, or the reason it cannot be."""
+    ref = RecordRef.of(record)
+    raw = ref.value
+    if rejected := precheck(ref, max_bytes):
+        return rejected
+    assert raw is not None
+    source = source_of(ref, topic_sources or {})
+    if source == CANONICAL:
+        return _canonical(ref, raw)
+    if source not in ADAPTERS:
+        return Rejected(ref, "unknown_source", f"no adapter named {source!r}")
+    try:
+        events = adapt(source, raw, stages or default_stage_map())
+    except AdapterError as exc:
+        return Rejected(ref, "unmappable", f"{source}: {exc.reason}")
+    return [Incoming(e, ref) for e in events]
+
+
+def _canonical(ref: RecordRef, raw: bytes) -> list[Incoming[DealEvent]] | Rejected:
+    event = validate_envelope(ref, raw, DealEventAdapter, DEAL_EVENT_TYPES)
+    return event if isinstance(event, Rejected) else [Incoming(event, ref)]
+
+
+def decode_account(record: Any, max_bytes: int) -> list[Incoming[AccountEvent]] | Rejected:
+    """A consumed account record as a validated account event, or the reason it cannot be."""
+    ref = RecordRef.of(record)
+    if rejected := precheck(ref, max_bytes):
+        return rejected
+    event = validate_envelope(ref, ref.value or b"", AccountEventAdapter, ACCOUNT_EVENT_TYPES)
+    return event if isinstance(event, Rejected) else [Incoming(event, ref)]
+
+
+def precheck(ref: RecordRef, max_bytes: int) -> Rejected | None:
+    """Rejects an empty or oversized payload before any parsing."""
+    raw = ref.value
+    if raw is None or not raw.strip():
+        return Rejected(ref, "empty_payload", "message has no payload")
+    if len(raw) > max_bytes:
+        return Rejected(ref, "oversized", f"payload of {len(raw)} bytes exceeds {max_bytes}")
+    return None
+
+
+def validate_envelope(
+    ref: RecordRef, raw: bytes, adapter: TypeAdapter[Any], types: Sequence[str]
+) -> Any:
+    """The event in ``raw`` (an envelope union discriminated by ``type``), or a rejection:
+    malformed_json, unknown_event_type, schema_violation or key_mismatch (key != subject)."""
+    try:
+        event = adapter.validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            return Rejected(ref, "malformed_json", first["msg"])
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            kind = first.get("input", {})
+            kind = kind.get("type") if isinstance(kind, dict) else None
+            return Rejected(
+                ref, "unknown_event_type", f"event type {kind!r} is not one of {', '.join(types)}"
+            )
+        return Rejected(ref, "schema_violation", _describe(exc))
+    if ref.key is not None and ref.key.decode(errors="replace") != event.subject:
+        return Rejected(
+            ref, "key_mismatch", f"record key {ref.key!r} differs from subject {event.subject!r}"
+        )
+    return event

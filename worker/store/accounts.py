@@ -1,0 +1,126 @@
+"""The ``accounts`` table: lock a batch's accounts, write their new state and scores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from worker.domain.account import AccountScore, AccountState
+from worker.domain.account_batch import AccountBatchOutcome
+from worker.store.upsert import insert_from_json, rows_json
+
+# Columns of ``accounts`` written from a merged, scored state (all but updated_at).
+STATE_COLUMNS: dict[str, str] = {
+    "account_id": "text",
+    "name": "text",
+    "industry": "text",
+    "owner": "text",
+    "plan": "text",
+    "licensed_seats": "integer",
+    "features_available": "integer",
+    "features_used": "integer",
+    "usage_history": "jsonb",
+    "open_tickets": "jsonb",
+    "failed_invoices": "jsonb",
+    "failed_payments_total": "integer",
+    "nps": "smallint",
+    "csat": "numeric",
+    "nps_submitted_at": "timestamptz",
+    "renewal_date": "date",
+    "arr": "numeric",
+    "downgrade_requested": "boolean",
+    "created_at": "timestamptz",
+    "last_event_id": "text",
+    "last_event_time": "timestamptz",
+}
+DERIVED_COLUMNS: dict[str, str] = {
+    "active_seats": "integer",
+    "logins": "integer",
+    "open_ticket_count": "integer",
+    "escalated_tickets": "integer",
+    "max_ticket_severity": "text",
+    "failed_payments": "integer",
+    "days_overdue": "integer",
+}
+SCORE_COLUMNS: dict[str, str] = {
+    "churn_risk": "smallint",
+    "churn_level": "text",
+    "churn_drivers": "jsonb",
+    "expansion_score": "smallint",
+    "expansion_motion": "text",
+    "expansion_drivers": "jsonb",
+    "score_details": "jsonb",
+    "framework_version": "text",
+    "scored_at": "timestamptz",
+}
+COLUMNS: dict[str, str] = {**STATE_COLUMNS, **DERIVED_COLUMNS, **SCORE_COLUMNS}
+assert set(STATE_COLUMNS) == set(AccountState.model_fields), "accounts columns out of step"
+
+UPSERT_ACCOUNTS = insert_from_json(
+    "accounts",
+    COLUMNS,
+    conflict=("account_id",),
+    update=[c for c in COLUMNS if c not in ("account_id", "created_at")],
+)
+LOCK_ACCOUNTS = (
+    f"SELECT {', '.join(STATE_COLUMNS)} FROM accounts WHERE account_id = ANY($1::text[]) "
+    "ORDER BY account_id FOR UPDATE"
+)
+_JSON_COLUMNS = ("usage_history", "open_tickets", "failed_invoices")
+
+
+def state_from_row(row: Mapping[str, Any]) -> AccountState:
+    """The state of a stored ``accounts`` row (jsonb columns as text or decoded)."""
+    data = {c: row[c] for c in STATE_COLUMNS}
+    for c in _JSON_COLUMNS:
+        if isinstance(data[c], str | bytes):
+            data[c] = json.loads(data[c])
+    if data["csat"] is not None:
+        data["csat"] = float(data["csat"])
+    return AccountState.model_validate(data)
+
+
+async def lock(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, AccountState]:
+    """Current state of these accounts, row-locked until the transaction ends."""
+    rows = await conn.fetch(LOCK_ACCOUNTS, list(account_ids))
+    return {r["account_id"]: state_from_row(r) for r in rows}
+
+
+def account_row(state: AccountState, score: AccountScore) -> dict[str, Any]:
+    """The ``accounts`` row of a scored state."""
+    row = state.model_dump(mode="json")
+    latest = state.latest_usage
+    churn, expansion = score.churn, score.expansion
+    row.update(
+        active_seats=latest.active_seats if latest else None,
+        logins=latest.logins if latest else None,
+        open_ticket_count=state.open_ticket_count,
+        escalated_tickets=state.escalated_tickets,
+        max_ticket_severity=state.max_ticket_severity,
+        failed_payments=state.failed_payments,
+        days_overdue=state.days_overdue(state.last_event_time),
+        churn_risk=churn.score,
+        churn_level=churn.level,
+        churn_drivers=list(churn.drivers),
+        expansion_score=expansion.score if expansion else None,
+        expansion_motion=expansion.motion if expansion else None,
+        expansion_drivers=list(expansion.drivers) if expansion else [],
+        score_details={
+            "churn": churn.to_dict(),
+            "expansion": expansion.to_dict() if expansion else None,
+            "expansion_unscored": score.expansion_unscored,
+        },
+        framework_version=score.framework_version,
+        scored_at=row["last_event_time"],
+    )
+    return row
+
+
+async def write(conn: asyncpg.Connection, outcome: AccountBatchOutcome) -> None:
+    """Everything an account batch changes, in the caller's transaction."""
+    if outcome.states:
+        rows = (account_row(s, outcome.scores[a]) for a, s in outcome.states.items())
+        await conn.execute(UPSERT_ACCOUNTS, rows_json(rows))

@@ -1,0 +1,136 @@
+"""The ``forecast_runs`` and ``forecast_snapshots`` tables: one runner at a time (a session
+advisory lock), runs marked running / completed / failed, snapshot rows written at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+FORECAST_LOCK = 0x7265_7666_6F72  # "revfor": advisory lock key, one forecast run at a time
+
+OPEN_DEALS = """
+SELECT amount, close_probability, expected_close_date
+FROM deals
+WHERE stage NOT IN ('closed_won', 'closed_lost')
+"""
+
+_ALREADY_RAN = """
+SELECT EXISTS (SELECT 1 FROM forecast_runs
+               WHERE kind = $1 AND status <> 'failed' AND started_at >= $2)
+"""
+_SWEEP_ABANDONED = """
+UPDATE forecast_runs
+SET status = 'failed', finished_at = greatest(clock_timestamp(), started_at),
+    error = 'abandoned: the runner stopped before finishing'
+WHERE status = 'running'
+RETURNING run_id
+"""
+_INSERT_RUN = """
+INSERT INTO forecast_runs (run_id, as_of, kind, status, horizon_months, deal_count,
+                           framework_version)
+VALUES ($1, $2, $3, 'running', $4, $5, $6)
+"""
+_INSERT_SNAPSHOT = """
+INSERT INTO forecast_snapshots (run_id, as_of, month, deal_count, pipeline, weighted, p10, p50,
+                                p90, expected_wins, framework_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+"""
+_COMPLETE_RUN = """
+UPDATE forecast_runs
+SET status = 'completed', finished_at = greatest(clock_timestamp(), started_at), duration_ms = $2
+WHERE run_id = $1
+"""
+_FAIL_RUN = """
+UPDATE forecast_runs
+SET status = 'failed', finished_at = greatest(clock_timestamp(), started_at), duration_ms = $2,
+    error = $3
+WHERE run_id = $1 AND status = 'running'
+"""
+
+
+def _numeric(x: float) -> Decimal:
+    """Shortest round-tripping decimal of a float (not its full binary expansion)."""
+    return Decimal(repr(float(x)))
+
+
+async def try_lock(conn: asyncpg.Connection) -> bool:
+    """Take the runner's lock for this connection's session, if no one else holds it."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", FORECAST_LOCK))
+
+
+async def unlock(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1)", FORECAST_LOCK)
+
+
+async def already_ran(conn: asyncpg.Connection, kind: str, since: datetime) -> bool:
+    return bool(await conn.fetchval(_ALREADY_RAN, kind, since))
+
+
+async def sweep_abandoned(conn: asyncpg.Connection) -> list[UUID]:
+    """Mark runs left ``running`` by a runner that died as failed (call with the lock held)."""
+    return [r[0] for r in await conn.fetch(_SWEEP_ABANDONED)]
+
+
+async def data_as_of(conn: asyncpg.Connection) -> tuple[datetime | None, date | None]:
+    """The newest event time applied to any deal, and its UTC date."""
+    row = await conn.fetchrow("SELECT data_as_of(), data_as_of_date()")
+    return row[0], row[1]
+
+
+async def open_deals(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """The open deals' forecast inputs, in one set query."""
+    return await conn.fetch(OPEN_DEALS)
+
+
+async def insert_run(
+    conn: asyncpg.Connection,
+    run_id: UUID,
+    as_of: date,
+    kind: str,
+    months: int,
+    deal_count: int,
+    framework_version: str | None,
+) -> None:
+    await conn.execute(_INSERT_RUN, run_id, as_of, kind, months, deal_count, framework_version)
+
+
+async def complete_run(
+    conn: asyncpg.Connection,
+    run_id: UUID,
+    as_of: date,
+    months: Sequence[Any],
+    framework_version: str | None,
+    duration_ms: int,
+) -> None:
+    """Insert the run's snapshot rows (``ForecastMonth``-like) and mark it completed, in one
+    transaction: a crash before the commit leaves no snapshot row at all."""
+    async with conn.transaction():
+        await conn.executemany(
+            _INSERT_SNAPSHOT,
+            [
+                (
+                    run_id,
+                    as_of,
+                    m.month,
+                    m.deal_count,
+                    _numeric(m.pipeline),
+                    _numeric(m.weighted),
+                    _numeric(m.p10),
+                    _numeric(m.p50),
+                    _numeric(m.p90),
+                    _numeric(m.expected_wins),
+                    framework_version,
+                )
+                for m in months
+            ],
+        )
+        await conn.execute(_COMPLETE_RUN, run_id, duration_ms)
+
+
+async def fail_run(conn: asyncpg.Connection, run_id: UUID, duration_ms: int, error: str) -> None:
+    await conn.execute(_FAIL_RUN, run_id, duration_ms, error)

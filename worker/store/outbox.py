@@ -1,0 +1,66 @@
+"""The ``alert_outbox`` table: alerts are written in the transaction that changes the deal,
+and published from here by the relay (``worker.tasks.outbox_relay``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from schemas.alerts import DealAlert
+from worker.store.upsert import insert_from_json, rows_json
+
+RELAY_LOCK = 0x7265_7661_6C72  # advisory lock key: one publishing relay at a time
+
+INSERT = insert_from_json(
+    "alert_outbox",
+    {
+        "alert_id": "uuid",
+        "deal_id": "text",
+        "kind": "text",
+        "payload": "jsonb",
+        "occurred_at": "timestamptz",
+    },
+    conflict=("alert_id",),
+)
+PENDING = """
+SELECT seq, alert_id, deal_id, kind, payload::text AS payload
+FROM alert_outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1
+"""
+MARK_PUBLISHED = """
+UPDATE alert_outbox SET published_at = now(), attempts = attempts + 1
+WHERE seq = ANY($1::bigint[])
+"""
+
+
+async def insert(conn: asyncpg.Connection, alerts: Sequence[DealAlert]) -> None:
+    await conn.execute(
+        INSERT,
+        rows_json(
+            {
+                "alert_id": a.alert_id,
+                "deal_id": a.deal_id,
+                "kind": a.kind,
+                "payload": a.model_dump(mode="json"),
+                "occurred_at": a.occurred_at,
+            }
+            for a in alerts
+        ),
+    )
+
+
+async def lock_relay(conn: asyncpg.Connection) -> bool:
+    """Whether this transaction is the one publishing relay (until it ends)."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK))
+
+
+async def pending(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(PENDING, limit)
+
+
+async def mark_published(conn: asyncpg.Connection, seqs: Sequence[int]) -> None:
+    await conn.execute(MARK_PUBLISHED, list(seqs))
+
+
+async def backlog(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval("SELECT count(*) FROM alert_outbox WHERE published_at IS NULL")

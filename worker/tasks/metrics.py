@@ -1,0 +1,99 @@
+"""Operational metrics of a worker: one set of figures, two views of it.
+
+The consumers' counters (``BatchConsumer.stats``) and their timings are the only source;
+the metrics message on the metrics topic and the Prometheus ``/metrics`` page are both read
+from them when asked, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from schemas.metrics import PartitionLag, WorkerMetrics
+from worker.kafka.consumer import BatchTimings
+from worker.kafka.producer import send_all
+from worker.log import get_logger
+from worker.tasks.base import BackgroundTask
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def snapshot(
+    stats: dict[str, int],
+    timings: BatchTimings,
+    alerts_published: int,
+    backlog: int | None,
+    forecast: Any = None,
+) -> WorkerMetrics:
+    return WorkerMetrics(
+        worker_id=worker_id(),
+        at=datetime.now(UTC),
+        uptime_seconds=round(time.monotonic() - timings.started, 3),
+        batches=stats.get("batches", 0),
+        events_consumed=stats.get("consumed", 0),
+        events_applied=stats.get("applied", 0),
+        events_deduplicated=stats.get("duplicates", 0),
+        events_stale=stats.get("stale", 0),
+        events_dead_lettered=stats.get("dead_lettered", 0),
+        alerts_raised=stats.get("alerts", 0),
+        alerts_published=alerts_published,
+        outbox_backlog=backlog,
+        consumer_lag=[
+            PartitionLag(topic=t, partition=p, lag=lag)
+            for (t, p), lag in sorted(timings.lag.items())
+        ],
+        batch_latency_ms_p50=timings.percentile(50),
+        batch_latency_ms_p99=timings.percentile(99),
+        last_batch_at=timings.last_batch_at,
+        last_forecast_at=getattr(forecast, "last_run_at", None),
+        last_forecast_duration_ms=getattr(forecast, "last_duration_ms", None),
+        forecast_runs=getattr(forecast, "runs", 0),
+    )
+
+
+class MetricsPublisher(BackgroundTask):
+    """Publishes a snapshot to the metrics topic every ``interval`` seconds."""
+
+    task_name = "metrics-publisher"
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        take: Callable[[], Awaitable[WorkerMetrics]],
+        interval: float,
+    ) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.take = take
+        self.interval = interval
+        self.published = 0
+        self.log = get_logger(component="metrics", topic=topic)
+
+    async def publish_once(self) -> WorkerMetrics:
+        metrics: WorkerMetrics = await self.take()
+        await send_all(
+            self.producer,
+            self.topic,
+            [(metrics.worker_id.encode(), metrics.model_dump_json().encode(), ())],
+        )
+        self.published += 1
+        return metrics
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.publish_once()
+            except Exception as exc:  # metrics must never take the worker down
+                self.log.warning("metrics_publish_failed", error=repr(exc))
