@@ -11,4 +11,5 @@ eval "$(bash scripts/services.sh env)"
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 .venv/bin/python -m pytest "$@"

@@ -14,7 +14,10 @@ import typer
 from worker.cli import alerts, data, deals, forecast, schemas, score, worker
 
 app = typer.Typer(
-    help="revenue-intelligence: CRM events in, deal scores and alerts out.", no_args_is_help=True
+    help="revenue-intelligence: CRM events in, deal scores and alerts out.",
+    no_args_is_help=True,
+    # a traceback's local variables would show settings, and with them secrets
+    pretty_exceptions_show_locals=False,
 )
 for _module in (worker, data, deals, alerts, forecast, score, schemas):
     _module.register(app)

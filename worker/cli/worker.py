@@ -44,7 +44,10 @@ def run(
             {"host": current.http_host, "port": current.http_port, "access_log": "false"},
         )
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except SERVICE_ERRORS as exc:
+        fail(f"cannot start the worker: {exc}")
 
 
 def register(app: typer.Typer) -> None:

@@ -429,7 +429,7 @@ def _closed_score(stage: DealStage, t: DealTables, version: str) -> DealScore:
     return DealScore(health, probability, version)
 
 
-def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealScore:
+def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealScore:  # noqa: C901 - one pass for speed (bench/bench_engine.py)
     """Health and close probability of one deal as of ``now`` (timezone-aware).
 
     Formulas: see the module docstring; parameters: the framework resolved for the deal's

@@ -136,7 +136,7 @@ def _money(rng: random.Random, low: float, high: float) -> int:
     return int(round(rng.uniform(low, high), -2))
 
 
-def _deal(i: int, seed: int, as_of: datetime) -> list[DealEvent]:
+def _deal(i: int, seed: int, as_of: datetime) -> list[DealEvent]:  # noqa: C901 - one story per archetype, read top to bottom
     rng = random.Random(f"{seed}:{i}")
     archetype = ARCHETYPES[i % len(ARCHETYPES)]
     story = _Story(f"seed{seed}-{i:04d}", rng)
