@@ -35,6 +35,7 @@ from worker.forecast.scheduler import ForecastScheduler
 from worker.http.routes import routes
 from worker.kafka import codec
 from worker.kafka.consumer import BatchConsumer, BatchTimings, EventFamily
+from worker.kafka.normaliser import NormalisedOutcome, publish_canonical
 from worker.kafka.producer import durable_producer
 from worker.kafka.subscription import batch_subscriber_options
 from worker.kafka.topics import dlq_topic, ensure_topics
@@ -75,33 +76,42 @@ class Worker:
         self.accounts: BatchConsumer[AccountBatchOutcome] = BatchConsumer(
             self._account_family(), self._producer, self.timings
         )
-        self.consumers: tuple[BatchConsumer[Any], ...] = (self.deals, self.accounts)
-        self.broker = create_broker(settings, self.deals, self.accounts)
+        self.normaliser: BatchConsumer[NormalisedOutcome] = BatchConsumer(
+            self._vendor_family(), self._producer, self.timings
+        )
+        self.consumers: tuple[BatchConsumer[Any], ...] = (
+            self.deals,
+            self.accounts,
+            self.normaliser,
+        )
+        self.broker = create_broker(settings, self.consumers)
 
     # -- the event families --------------------------------------------------------------
 
     def _deal_family(self) -> EventFamily[DealBatchOutcome]:
-        s = self.settings
+        s, fw = self.settings, self.framework
         projection = Projection(
-            deals.lock, partial(apply_deal_batch, framework=self.framework), deals.write
+            lock=deals.lock,
+            fold=partial(apply_deal_batch, framework=fw),
+            write=deals.write,
+            age=partial(deals.age, framework=fw),
         )
         return EventFamily(
             name="deal",
             subject="deal_id",
-            topics=tuple(s.input_topics),
-            decode=partial(
-                codec.decode,
-                max_bytes=s.max_message_bytes,
-                topic_sources=s.source_topics,
-                stages=self.stages,
-            ),
+            topics=(s.deal_topic,),
+            decode=partial(codec.decode_deal, max_bytes=s.max_message_bytes, stages=self.stages),
             apply=partial(self._apply, projection),
             after_commit=self._alerts_committed,
         )
 
     def _account_family(self) -> EventFamily[AccountBatchOutcome]:
+        fw = self.framework
         projection = Projection(
-            accounts.lock, partial(apply_account_batch, framework=self.framework), accounts.write
+            lock=accounts.lock,
+            fold=partial(apply_account_batch, framework=fw),
+            write=accounts.write,
+            age=partial(accounts.age, framework=fw),
         )
         return EventFamily(
             name="account",
@@ -109,6 +119,22 @@ class Worker:
             topics=(self.settings.account_topic,),
             decode=partial(codec.decode_account, max_bytes=self.settings.max_message_bytes),
             apply=partial(self._apply, projection),
+        )
+
+    def _vendor_family(self) -> EventFamily[NormalisedOutcome]:
+        """Vendor webhook bodies, normalised onto the deal topic (no database)."""
+        s = self.settings
+        return EventFamily(
+            name="vendor",
+            subject="deal_id",
+            topics=tuple(s.source_topics),
+            decode=partial(
+                codec.decode,
+                max_bytes=s.max_message_bytes,
+                topic_sources=s.source_topics,
+                stages=self.stages,
+            ),
+            apply=partial(publish_canonical, self._producer, s.deal_topic),
         )
 
     async def _apply(self, projection: Projection[Any, Any], items: list, dead_letter) -> Any:
@@ -240,29 +266,24 @@ def _subscribe(
         )
 
 
-def create_broker(
-    settings: Settings,
-    deal_consumer: BatchConsumer[DealBatchOutcome],
-    account_consumer: BatchConsumer[AccountBatchOutcome],
-) -> KafkaBroker:
+DESCRIPTIONS = {
+    "deal": "CRM deal change events in our CloudEvents envelope, and clock ticks "
+    "(every partition); key = deal id",
+    "account": "Account events (usage, tickets, payments, NPS, renewals) in our CloudEvents "
+    "envelope, and clock ticks (every partition); key = account id",
+    "vendor": "Raw vendor webhook bodies (HubSpot, Salesforce CDC, Pipedrive), mapped by the "
+    "topic's adapter and published to the deal topic",
+}
+
+
+def create_broker(settings: Settings, consumers: Sequence[BatchConsumer[Any]]) -> KafkaBroker:
     # FastStream's per-message access log goes to DEBUG; our batch_applied line says more.
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers, client_id="revintel-worker", log_level=logging.DEBUG
     )
-    _subscribe(
-        broker,
-        settings,
-        deal_consumer,
-        "CRM deal change events: our CloudEvents envelope on the deal topic, "
-        "vendor webhook bodies on the source topics; key = deal id",
-    )
-    _subscribe(
-        broker,
-        settings,
-        account_consumer,
-        "Account events (usage, tickets, payments, NPS, renewals) in our "
-        "CloudEvents envelope; key = account id",
-    )
+    for consumer in consumers:
+        if consumer.family.topics:
+            _subscribe(broker, settings, consumer, DESCRIPTIONS[consumer.family.name])
     # Documented for the AsyncAPI document: what the worker writes, and in which shape. The
     # sends go through the worker's durable producer (acks=all, idempotent), not the broker.
     broker.publisher(

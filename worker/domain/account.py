@@ -334,22 +334,29 @@ class AccountScore:
     churn: ChurnResult
     expansion: ExpansionResult | None
     expansion_unscored: str | None = None  # why there is no expansion score
+    as_of: datetime | None = None  # the "now" scored at
 
     @property
     def framework_version(self) -> str:
         return self.churn.framework_version
 
 
-def score_account(state: AccountState, framework: Framework) -> AccountScore:
-    """Churn and expansion of the account with "now" = its last event's time."""
-    churn = score_churn(churn_input(state, state.last_event_time), framework)
+def score_account(
+    state: AccountState, framework: Framework, now: datetime | None = None
+) -> AccountScore:
+    """Churn and expansion of the account with "now" = its last event's time (or a clock
+    tick's instant)."""
+    as_of = now or state.last_event_time
+    churn = score_churn(churn_input(state, as_of), framework)
     gaps = expansion_gaps(state)
     if gaps:
-        return AccountScore(churn, None, f"missing {', '.join(gaps)}")
+        return AccountScore(churn, None, f"missing {', '.join(gaps)}", as_of)
     tiers = framework.for_industry(state.industry).params.expansion.tiers
     if normalize_key(state.plan or "") not in tiers:
         known = ", ".join(sorted(tiers))
-        return AccountScore(churn, None, f"unknown plan tier {state.plan!r} (known: {known})")
+        return AccountScore(
+            churn, None, f"unknown plan tier {state.plan!r} (known: {known})", as_of
+        )
     inputs = expansion_input(state, churn)
     assert inputs is not None
-    return AccountScore(churn, score_expansion(inputs, framework))
+    return AccountScore(churn, score_expansion(inputs, framework), None, as_of)

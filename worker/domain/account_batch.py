@@ -18,12 +18,15 @@ AccountIncoming = Incoming[AccountEvent]
 class AccountBatchOutcome(BatchOutcome[AccountEvent]):
     states: dict[str, AccountState] = field(default_factory=dict)  # changed accounts, final
     scores: dict[str, AccountScore] = field(default_factory=dict)
+    aged: int = 0  # accounts rescored by clock ticks
 
     def summary(self) -> dict[str, int]:
-        return {"accounts": len(self.states)}
+        return {"accounts": len(self.states), "aged": self.aged}
 
-    def event_context(self, item: AccountIncoming) -> dict[str, Any]:
-        score = self.scores[item.event.subject]
+    def event_context(self, item: Incoming[Any]) -> dict[str, Any]:
+        score = self.scores.get(item.event.subject)
+        if score is None:  # a tick
+            return {}
         return {
             "churn_risk": score.churn.score,
             "expansion_score": score.expansion.score if score.expansion else None,

@@ -9,7 +9,7 @@ stale or failed. A family (deals, accounts, ...) only says how one event changes
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, Protocol, TypeVar
 
 
@@ -80,6 +80,20 @@ class BatchOutcome(Generic[E]):
     stale: list[Incoming[E]] = field(default_factory=list)
     duplicates: list[Incoming[E]] = field(default_factory=list)
     failed: list[Rejected] = field(default_factory=list)  # deterministic processing failures
+    # the partition each changed subject's events arrived on (a tick there ages it)
+    partitions: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, later: BatchOutcome[E]) -> None:
+        """Fold the outcome of a later part of the same batch into this one (lists extend,
+        maps take the later value)."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(later, f.name)
+            if isinstance(mine, list):
+                mine.extend(theirs)
+            elif isinstance(mine, dict):
+                mine.update(theirs)
+            elif isinstance(mine, int):
+                setattr(self, f.name, mine + theirs)
 
     def summary(self) -> dict[str, int]:
         """Family-specific counts for the batch's log line and tallies."""
@@ -110,6 +124,8 @@ def fold(
         seen.add(item.event.id)
         try:
             applied = apply_one(item)
+            if applied:
+                out.partitions[item.event.subject] = item.ref.partition
         except Exception as exc:  # a bug or an impossible combination: dead-letter, go on
             out.failed.append(Rejected(item.ref, "processing_failed", repr(exc)))
             continue

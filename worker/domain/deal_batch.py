@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 from schemas.alerts import AlertCause, AlertState, DealAlert
-from schemas.deal_events import DealEvent
+from schemas.deal_events import DealEvent, DealStage
 from worker.domain.alerts import AlertRules, AlertTrack, Transition, alert_id, evaluate
 from worker.domain.batch import BatchOutcome, Incoming, fold
 from worker.domain.deal import DealState, apply_event
@@ -57,16 +58,16 @@ class DealBatchOutcome(BatchOutcome[DealEvent]):
     # they depend on what else is in the database when the batch runs, and a replay must give
     # the same state: the prediction is the framework's typical deal for the industry.
     predictions: dict[str, DealValuePrediction] = field(default_factory=dict)
+    aged: int = 0  # open deals rescored by clock ticks
 
     def summary(self) -> dict[str, int]:
-        return {"deals": len(self.states), "alerts": len(self.alerts)}
+        return {"deals": len(self.states), "aged": self.aged, "alerts": len(self.alerts)}
 
-    def event_context(self, item: DealIncoming) -> dict[str, Any]:
-        score = self.scores[item.event.subject]
-        return {
-            "health": score.health.score,
-            "probability": score.probability.probability,
-        }
+    def event_context(self, item: Incoming[Any]) -> dict[str, Any]:
+        score = self.scores.get(item.event.subject)
+        if score is None:  # a tick: its deals are counted in the summary
+            return {}
+        return {"health": score.health.score, "probability": score.probability.probability}
 
     def new_stints(self) -> list[Stint]:
         """Stints entered in this batch, by deal and entry time, with ``left_at`` set where the
@@ -100,8 +101,20 @@ def alert_rules(framework: Framework) -> AlertRules:
     )
 
 
+class AlertSubject(Protocol):
+    """What an alert says about its deal (a merged state, or an open deal a tick ages)."""
+
+    deal_id: str
+    name: str | None
+    company: str | None
+    owner: str | None
+    amount: Decimal | None
+    currency: str
+    stage: DealStage
+
+
 def build_alert(
-    state: DealState, score: DealScore, change: Transition, item: DealIncoming
+    state: AlertSubject, score: DealScore, change: Transition, item: Incoming[Any]
 ) -> DealAlert:
     event = item.event
     prev = change.previous

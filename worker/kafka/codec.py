@@ -8,11 +8,12 @@ adapter; one webhook body may hold several events.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Union, get_args
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
-from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEvent, AccountEventAdapter
+from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEvent
+from schemas.clock import TICK_TYPE, ClockTick
 from schemas.deal_events import DEAL_EVENT_TYPES, DealEvent, DealEventAdapter
 from worker.adapters import ADAPTERS, AdapterError, StageMap, adapt, default_stage_map
 from worker.domain.batch import Incoming, RecordRef, Rejected
@@ -62,18 +63,53 @@ def decode(
     return [Incoming(e, ref) for e in events]
 
 
-def _canonical(ref: RecordRef, raw: bytes) -> list[Incoming[DealEvent]] | Rejected:
-    event = validate_envelope(ref, raw, DealEventAdapter, DEAL_EVENT_TYPES)
+def _with_ticks(union: Any) -> TypeAdapter[Any]:
+    """The envelope union of a topic that also carries clock ticks."""
+    members = get_args(get_args(union)[0])
+    return TypeAdapter(Annotated[Union[(*members, ClockTick)], Field(discriminator="type")])
+
+
+DEAL_TOPIC = _with_ticks(DealEvent)
+DEAL_TOPIC_TYPES = (*DEAL_EVENT_TYPES, TICK_TYPE)
+ACCOUNT_TOPIC = _with_ticks(AccountEvent)
+ACCOUNT_TOPIC_TYPES = (*ACCOUNT_EVENT_TYPES, TICK_TYPE)
+
+
+def _canonical(
+    ref: RecordRef, raw: bytes, ticks: bool = False
+) -> list[Incoming[DealEvent]] | Rejected:
+    adapter, types = (
+        (DEAL_TOPIC, DEAL_TOPIC_TYPES) if ticks else (DealEventAdapter, DEAL_EVENT_TYPES)
+    )
+    event = validate_envelope(ref, raw, adapter, types)
     return event if isinstance(event, Rejected) else [Incoming(event, ref)]
 
 
-def decode_account(record: Any, max_bytes: int) -> list[Incoming[AccountEvent]] | Rejected:
-    """A consumed account record as a validated account event, or the reason it cannot be."""
+def decode_deal(
+    record: Any, max_bytes: int, stages: StageMap | None = None
+) -> list[Incoming[Any]] | Rejected:
+    """A record of the deal topic: a deal event or a clock tick in our envelope (or, with a
+    ``revintel-source`` header, a vendor body for that adapter)."""
     ref = RecordRef.of(record)
     if rejected := precheck(ref, max_bytes):
         return rejected
-    event = validate_envelope(ref, ref.value or b"", AccountEventAdapter, ACCOUNT_EVENT_TYPES)
+    if source_of(ref, {}) == CANONICAL:
+        return _canonical(ref, ref.value or b"", ticks=True)
+    return decode(record, max_bytes, {}, stages)
+
+
+def decode_account(record: Any, max_bytes: int) -> list[Incoming[Any]] | Rejected:
+    """A record of the account topic: an account event or a clock tick, or the reason it
+    cannot be one."""
+    ref = RecordRef.of(record)
+    if rejected := precheck(ref, max_bytes):
+        return rejected
+    event = validate_envelope(ref, ref.value or b"", ACCOUNT_TOPIC, ACCOUNT_TOPIC_TYPES)
     return event if isinstance(event, Rejected) else [Incoming(event, ref)]
+
+
+def is_tick(item: Incoming[Any]) -> bool:
+    return isinstance(item.event, ClockTick)
 
 
 def precheck(ref: RecordRef, max_bytes: int) -> Rejected | None:

@@ -7,9 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_jsonable_python
 
-from worker.domain.account import AccountScore, AccountState
+from schemas.clock import ClockTick
+from worker.domain.account import AccountScore, AccountState, score_account
 from worker.domain.account_batch import AccountBatchOutcome
+from worker.domain.batch import Incoming
+from worker.engine import Framework
 from worker.store.upsert import insert_from_json, rows_json
 
 # Columns of ``accounts`` written from a merged, scored state (all but updated_at).
@@ -56,7 +60,13 @@ SCORE_COLUMNS: dict[str, str] = {
     "framework_version": "text",
     "scored_at": "timestamptz",
 }
-COLUMNS: dict[str, str] = {**STATE_COLUMNS, **DERIVED_COLUMNS, **SCORE_COLUMNS}
+ROUTING_COLUMNS: dict[str, str] = {"source_partition": "integer"}  # ticks there age it
+COLUMNS: dict[str, str] = {
+    **STATE_COLUMNS,
+    **DERIVED_COLUMNS,
+    **SCORE_COLUMNS,
+    **ROUTING_COLUMNS,
+}
 assert set(STATE_COLUMNS) == set(AccountState.model_fields), "accounts columns out of step"
 
 UPSERT_ACCOUNTS = insert_from_json(
@@ -64,6 +74,7 @@ UPSERT_ACCOUNTS = insert_from_json(
     COLUMNS,
     conflict=("account_id",),
     update=[c for c in COLUMNS if c not in ("account_id", "created_at")],
+    keep_if_null=ROUTING_COLUMNS,
 )
 LOCK_ACCOUNTS = (
     f"SELECT {', '.join(STATE_COLUMNS)} FROM accounts WHERE account_id = ANY($1::text[]) "
@@ -89,9 +100,12 @@ async def lock(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str
     return {r["account_id"]: state_from_row(r) for r in rows}
 
 
-def account_row(state: AccountState, score: AccountScore) -> dict[str, Any]:
+def account_row(
+    state: AccountState, score: AccountScore, partition: int | None = None
+) -> dict[str, Any]:
     """The ``accounts`` row of a scored state."""
     row = state.model_dump(mode="json")
+    row["source_partition"] = partition
     latest = state.latest_usage
     churn, expansion = score.churn, score.expansion
     row.update(
@@ -101,7 +115,7 @@ def account_row(state: AccountState, score: AccountScore) -> dict[str, Any]:
         escalated_tickets=state.escalated_tickets,
         max_ticket_severity=state.max_ticket_severity,
         failed_payments=state.failed_payments,
-        days_overdue=state.days_overdue(state.last_event_time),
+        days_overdue=state.days_overdue(score.as_of or state.last_event_time),
         churn_risk=churn.score,
         churn_level=churn.level,
         churn_drivers=list(churn.drivers),
@@ -114,7 +128,7 @@ def account_row(state: AccountState, score: AccountScore) -> dict[str, Any]:
             "expansion_unscored": score.expansion_unscored,
         },
         framework_version=score.framework_version,
-        scored_at=row["last_event_time"],
+        scored_at=to_jsonable_python(score.as_of or state.last_event_time),
     )
     return row
 
@@ -122,5 +136,38 @@ def account_row(state: AccountState, score: AccountScore) -> dict[str, Any]:
 async def write(conn: asyncpg.Connection, outcome: AccountBatchOutcome) -> None:
     """Everything an account batch changes, in the caller's transaction."""
     if outcome.states:
-        rows = (account_row(s, outcome.scores[a]) for a, s in outcome.states.items())
+        rows = (
+            account_row(s, outcome.scores[a], outcome.partitions.get(a))
+            for a, s in outcome.states.items()
+        )
         await conn.execute(UPSERT_ACCOUNTS, rows_json(rows))
+
+
+AGE_PAGE = 2000  # accounts per transaction when a tick ages a partition
+_AGING = (
+    f"SELECT {', '.join(STATE_COLUMNS)}, scored_at FROM accounts "
+    "WHERE source_partition = $1 AND account_id > $2 ORDER BY account_id LIMIT $3 FOR UPDATE"
+)
+
+
+async def age(
+    pool: asyncpg.Pool, partition: int, tick: Incoming[ClockTick], framework: Framework
+) -> AccountBatchOutcome:
+    """Rescore the accounts of ``partition`` as of the tick, a page per transaction (accounts
+    already scored at or after it keep their scores)."""
+    out = AccountBatchOutcome()
+    now, after = tick.event.time, ""
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_AGING, partition, after, AGE_PAGE)
+            if not rows:
+                return out
+            page = AccountBatchOutcome()
+            for r in rows:
+                if r["scored_at"] is None or r["scored_at"] < now:
+                    state = state_from_row(r)
+                    page.states[state.account_id] = state
+                    page.scores[state.account_id] = score_account(state, framework, now)
+            await write(conn, page)
+        out.aged += len(page.states)
+        after = rows[-1]["account_id"]

@@ -1,9 +1,13 @@
-"""One transaction per consumed batch, whatever the event family: lock the subjects, drop
-event ids already applied, fold the events (pure, ``worker.domain``), write the family's
-effects and the event ids, and dead-letter what failed in processing, before the commit.
+"""One transaction per run of events, whatever the event family: lock the subjects, drop event
+ids already applied, fold the events (pure, ``worker.domain``), write the family's effects and
+the event ids, and dead-letter what failed in processing, before the commit.
 
-A family is a :class:`Projection`: how its current states are locked and how an outcome is
-written. Deals and accounts are two projections of this one mechanism.
+A clock tick in the batch ends a run: the events before it are committed first, then the tick
+ages its partition (``worker.store.clock``), then the next run starts. So every partition sees
+its events and ticks in record order, as a replay will.
+
+A family is a :class:`Projection`: how its current states are locked, folded, written and aged.
+Deals and accounts are two projections of this one mechanism.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from schemas.clock import ClockTick
 from worker.domain.batch import BatchOutcome, Incoming, Rejected
 from worker.store import events
+from worker.store.clock import apply_tick
 
 State = TypeVar("State")
 Out = TypeVar("Out", bound=BatchOutcome[Any])
@@ -27,11 +33,33 @@ DeadLetter = Callable[[list[Rejected]], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class Projection(Generic[State, Out]):
     """Where one family's events land: ``lock`` loads (and row-locks) the current states of a
-    batch's subjects, ``fold`` applies the events to them (pure), ``write`` stores the result."""
+    batch's subjects, ``fold`` applies the events to them (pure), ``write`` stores the result,
+    ``age`` rescores the rows of one partition as of a clock tick."""
 
     lock: Callable[[asyncpg.Connection, Sequence[str]], Awaitable[Mapping[str, State]]]
     fold: Fold[State, Out]
     write: Callable[[asyncpg.Connection, Out], Awaitable[None]]
+    age: Callable[[asyncpg.Pool, int, Incoming[ClockTick]], Awaitable[Out]]
+
+    def empty(self) -> Out:
+        return self.fold({}, (), ())
+
+
+def runs(items: Iterable[Incoming[Any]]) -> list[list[Incoming[Any]] | Incoming[ClockTick]]:
+    """The batch cut at its ticks: runs of events, and each tick on its own, in order."""
+    parts: list[list[Incoming[Any]] | Incoming[ClockTick]] = []
+    run: list[Incoming[Any]] = []
+    for item in items:
+        if isinstance(item.event, ClockTick):
+            if run:
+                parts.append(run)
+                run = []
+            parts.append(item)
+        else:
+            run.append(item)
+    if run:
+        parts.append(run)
+    return parts
 
 
 async def apply_batch(
@@ -40,9 +68,23 @@ async def apply_batch(
     items: list[Incoming[Any]],
     dead_letter: DeadLetter,
 ) -> Out:
-    """Apply ``items`` in one transaction and return what happened to each."""
-    if not items:
-        return projection.fold({}, (), ())
+    """Apply ``items`` (events and ticks) and return what happened to each."""
+    outcome = projection.empty()
+    for part in runs(items):
+        if isinstance(part, list):
+            outcome.merge(await apply_events(pool, projection, part, dead_letter))
+        else:
+            outcome.merge(await apply_tick(pool, projection.age, part, projection.empty()))
+    return outcome
+
+
+async def apply_events(
+    pool: asyncpg.Pool,
+    projection: Projection[Any, Out],
+    items: list[Incoming[Any]],
+    dead_letter: DeadLetter,
+) -> Out:
+    """Apply a run of events in one transaction."""
     subjects = sorted({i.event.subject for i in items})
     async with pool.acquire() as conn, conn.transaction():
         current = await projection.lock(conn, subjects)

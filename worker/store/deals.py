@@ -4,16 +4,21 @@ state and scores, their stage history and their alerts (to the outbox), set-base
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from schemas.clock import ClockTick
+from schemas.deal_events import DealStage
 from worker.domain.alerts import AlertTrack
+from worker.domain.batch import Incoming
+from worker.domain.clock import AgingDeal, age_deals
 from worker.domain.deal import DealState
 from worker.domain.deal_batch import DealBatchOutcome, StoredDeal
-from worker.engine import DealScore, DealValuePrediction
+from worker.engine import DealFacts, DealScore, DealValuePrediction, Framework
 from worker.store import outbox
-from worker.store.upsert import insert_from_json, rows_json
+from worker.store.upsert import insert_from_json, rows_json, update_from_json
 
 # Columns of ``deals`` written from a merged, scored state (all but updated_at).
 STATE_COLUMNS: dict[str, str] = {
@@ -52,11 +57,18 @@ SCORE_COLUMNS: dict[str, str] = {
     "predicted_amount": "numeric",
 }
 ALERT_COLUMNS: dict[str, str] = {"alert_level": "text", "alert_ref_probability": "numeric"}
-COLUMNS = {**STATE_COLUMNS, **SCORE_COLUMNS, **ALERT_COLUMNS}
+# the partition of the deal topic the deal's events arrive on (ticks there age it); kept when
+# a write does not know it (``revintel rescore``)
+ROUTING_COLUMNS: dict[str, str] = {"source_partition": "integer"}
+COLUMNS = {**STATE_COLUMNS, **SCORE_COLUMNS, **ALERT_COLUMNS, **ROUTING_COLUMNS}
 assert set(STATE_COLUMNS) == set(DealState.model_fields), "deals columns out of step"
 
 UPSERT_DEALS = insert_from_json(
-    "deals", COLUMNS, conflict=("deal_id",), update=[c for c in COLUMNS if c != "deal_id"]
+    "deals",
+    COLUMNS,
+    conflict=("deal_id",),
+    update=[c for c in COLUMNS if c != "deal_id"],
+    keep_if_null=ROUTING_COLUMNS,
 )
 _STINT_COLUMNS = {"deal_id": "text", "stage": "text", "entered_at": "timestamptz"}
 CLOSE_STINTS = """
@@ -128,35 +140,50 @@ def deal_row(
     score: DealScore,
     track: AlertTrack,
     prediction: DealValuePrediction | None = None,
+    partition: int | None = None,
 ) -> dict[str, Any]:
     """The ``deals`` row of a scored state."""
     row = state.model_dump()
+    row["source_partition"] = partition
     row["competitors"] = list(state.competitors)
-    row["health_score"] = score.health.score
-    row["health_category"] = score.health.category
-    row["close_probability"] = round(score.probability.probability, 2)
-    row["risk_factors"] = list(score.health.risk_factors)
-    row["score_details"] = {
-        "health": score.health.to_dict(),
-        "probability": score.probability.to_dict(),
-    }
+    row.update(score_columns(score, track, state.last_event_time))
     row["predicted_amount"] = None
     if prediction is not None:
         row["predicted_amount"] = prediction.predicted_value
         row["score_details"]["value"] = prediction.model_dump()
-    row["framework_version"] = score.framework_version
-    row["scored_at"] = state.last_event_time
-    row["alert_level"] = track.level
-    row["alert_ref_probability"] = (
-        None if track.ref_probability is None else round(track.ref_probability, 2)
-    )
     return row
+
+
+def score_columns(score: DealScore, track: AlertTrack, scored_at: datetime) -> dict[str, Any]:
+    """The score and alert columns of a deal scored at ``scored_at``."""
+    return {
+        "health_score": score.health.score,
+        "health_category": score.health.category,
+        "close_probability": round(score.probability.probability, 2),
+        "risk_factors": list(score.health.risk_factors),
+        "score_details": {
+            "health": score.health.to_dict(),
+            "probability": score.probability.to_dict(),
+        },
+        "framework_version": score.framework_version,
+        "scored_at": scored_at,
+        "alert_level": track.level,
+        "alert_ref_probability": (
+            None if track.ref_probability is None else round(track.ref_probability, 2)
+        ),
+    }
 
 
 async def upsert(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
     """The new state and scores of every deal the outcome changed."""
     rows = (
-        deal_row(s, outcome.scores[d], outcome.tracks[d], outcome.predictions.get(d))
+        deal_row(
+            s,
+            outcome.scores[d],
+            outcome.tracks[d],
+            outcome.predictions.get(d),
+            outcome.partitions.get(d),
+        )
         for d, s in outcome.states.items()
     )
     await conn.execute(UPSERT_DEALS, rows_json(rows))
@@ -180,3 +207,117 @@ async def write(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
         await record_stints(conn, outcome)
     if outcome.alerts:
         await outbox.insert(conn, outcome.alerts)
+
+
+# -- the clock ---------------------------------------------------------------------------------
+
+AGE_PAGE = 5000  # open deals per transaction when a tick ages a partition
+
+_AGING = f"""
+SELECT deal_id, name, company, owner, amount, currency, stage, industry, lead_score,
+       interactions, objections_handled, has_champion, budget_confirmed, decision_maker_engaged,
+       cardinality(competitors) AS competitors, last_activity_at, stage_entered_at, created_at,
+       expected_close_date, close_date_pushes, {", ".join(ALERT_COLUMNS)}, health_score,
+       health_category, close_probability, scored_at, last_event_time
+FROM deals
+WHERE source_partition = $1 AND deal_id > $2 AND stage NOT IN ('closed_won', 'closed_lost')
+ORDER BY deal_id LIMIT $3 FOR UPDATE
+"""
+_AGED_COLUMNS = {"deal_id": "text", **SCORE_COLUMNS, **ALERT_COLUMNS}
+_AGED_COLUMNS.pop("predicted_amount")
+UPDATE_AGED = update_from_json(
+    "deals",
+    "deal_id",
+    _AGED_COLUMNS,
+    {
+        **{c: f"r.{c}" for c in _AGED_COLUMNS if c not in ("deal_id", "score_details")},
+        # a prediction of the value (deals without amount) does not age: keep it
+        "score_details": "r.score_details || jsonb_strip_nulls("
+        "jsonb_build_object('value', t.score_details -> 'value'))",
+    },
+)
+SNAPSHOT_COLUMNS = (
+    "deal_id, name, company, owner, industry, amount, predicted_amount, currency, stage, "
+    "expected_close_date, lead_score, interactions, objections_handled, has_champion, "
+    "budget_confirmed, decision_maker_engaged, last_activity_at, close_date_pushes, "
+    "created_at, stage_entered_at, health_score, health_category, close_probability, "
+    "alert_level, framework_version"
+)
+SNAPSHOT = f"""
+INSERT INTO deal_snapshots (snapshot_date, taken_at, competitors, {SNAPSHOT_COLUMNS})
+SELECT ($2 AT TIME ZONE 'UTC')::date, $2, cardinality(competitors), {SNAPSHOT_COLUMNS}
+FROM deals
+WHERE deal_id = ANY($1::text[]) AND stage NOT IN ('closed_won', 'closed_lost')
+ON CONFLICT (snapshot_date, deal_id) DO UPDATE SET
+    taken_at = EXCLUDED.taken_at, competitors = EXCLUDED.competitors,
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in SNAPSHOT_COLUMNS.split(", ") if c != "deal_id")}
+"""
+
+
+def aging_deal(r: asyncpg.Record) -> AgingDeal:
+    """An open deal's row as the clock's input (no pydantic model per row: a tick may age a
+    million deals)."""
+    return AgingDeal(
+        deal_id=r["deal_id"],
+        name=r["name"],
+        company=r["company"],
+        owner=r["owner"],
+        amount=r["amount"],
+        currency=r["currency"],
+        stage=DealStage(r["stage"]),
+        facts=DealFacts(
+            stage=DealStage(r["stage"]),
+            amount=None if r["amount"] is None else float(r["amount"]),
+            industry=r["industry"],
+            lead_score=r["lead_score"],
+            interactions=r["interactions"],
+            objections_handled=r["objections_handled"],
+            has_champion=r["has_champion"],
+            budget_confirmed=r["budget_confirmed"],
+            decision_maker_engaged=r["decision_maker_engaged"],
+            competitors=r["competitors"],
+            last_activity_at=r["last_activity_at"],
+            stage_entered_at=r["stage_entered_at"],
+            created_at=r["created_at"],
+            expected_close_date=r["expected_close_date"],
+            close_date_pushes=r["close_date_pushes"],
+        ),
+        track=AlertTrack(
+            level=r["alert_level"],
+            ref_probability=_optional_float(r["alert_ref_probability"]),
+            health_score=r["health_score"],
+            health_category=r["health_category"],
+            close_probability=_optional_float(r["close_probability"]),
+        ),
+    )
+
+
+async def age(
+    pool: asyncpg.Pool, partition: int, tick: Incoming[ClockTick], framework: Framework
+) -> DealBatchOutcome:
+    """Rescore the open deals of ``partition`` as of the tick, raise their alert transitions
+    and snapshot them, a page per transaction. Deals already scored at or after the tick (a
+    page redone after a crash, or an event newer than the tick) keep their scores."""
+    out = DealBatchOutcome()
+    now, after = tick.event.time, ""
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_AGING, partition, after, AGE_PAGE)
+            if not rows:
+                return out
+            due = [aging_deal(r) for r in rows if r["scored_at"] is None or r["scored_at"] < now]
+            page = age_deals(due, tick, framework)
+            if page.scores:
+                await conn.execute(
+                    UPDATE_AGED,
+                    rows_json(
+                        {"deal_id": d, **score_columns(s, page.tracks[d], now)}
+                        for d, s in page.scores.items()
+                    ),
+                )
+            if page.alerts:
+                await outbox.insert(conn, page.alerts)
+            await conn.execute(SNAPSHOT, [r["deal_id"] for r in rows], now)
+        out.alerts.extend(page.alerts)  # not the scores: a tick may age a million deals
+        out.aged += page.aged
+        after = rows[-1]["deal_id"]

@@ -16,15 +16,23 @@ def insert_from_json(
     *,
     conflict: Iterable[str],
     update: Iterable[str] | None = None,
+    keep_if_null: Iterable[str] = (),
 ) -> str:
     """``INSERT INTO table SELECT ... FROM jsonb_to_recordset($1)`` for ``columns`` (name ->
-    SQL type). On a conflict on ``conflict`` the ``update`` columns take the new values; with
-    ``update`` None the existing row is kept (``DO NOTHING``)."""
+    SQL type). On a conflict on ``conflict`` the ``update`` columns take the new values (those
+    in ``keep_if_null`` only when the new value is not null); with ``update`` None the existing
+    row is kept (``DO NOTHING``)."""
     cols = ", ".join(columns)
     recordset = ", ".join(f"{c} {t}" for c, t in columns.items())
     updates = list(update or ())
+    keep = set(keep_if_null)
+
+    def assign(c: str) -> str:
+        new = f"EXCLUDED.{c}"
+        return f"{c} = COALESCE({new}, {table}.{c})" if c in keep else f"{c} = {new}"
+
     action = (
-        "DO UPDATE SET\n    " + ",\n    ".join(f"{c} = EXCLUDED.{c}" for c in updates)
+        "DO UPDATE SET\n    " + ",\n    ".join(assign(c) for c in updates)
         if updates
         else "DO NOTHING"
     )
@@ -40,3 +48,17 @@ def rows_json(rows: Iterable[Mapping[str, Any]]) -> str:
     """Rows as the JSON parameter of an ``insert_from_json`` statement (pydantic-core's encoder:
     dates, decimals and enums without a JSON-mode dump per row)."""
     return to_json(list(rows)).decode()
+
+
+def update_from_json(
+    table: str, key: str, columns: Mapping[str, str], assign: Mapping[str, str]
+) -> str:
+    """``UPDATE table SET ... FROM jsonb_to_recordset($1)`` matching rows on ``key``:
+    ``assign`` maps a column to its new value's SQL (``r.<column>`` is the row's value)."""
+    recordset = ", ".join(f"{c} {t}" for c, t in columns.items())
+    sets = ",\n    ".join(f"{c} = {expr}" for c, expr in assign.items())
+    return (
+        f"UPDATE {table} AS t SET\n    {sets}\n"
+        f"FROM jsonb_to_recordset($1::jsonb) AS r({recordset})\n"
+        f"WHERE t.{key} = r.{key}\n"
+    )

@@ -1,0 +1,57 @@
+"""The ``clock`` table and the bookkeeping of a tick: applied once, in its partition's order.
+
+A tick already applied (its id is in ``applied_events``) is a duplicate; a tick older than the
+partition's last one is stale. Otherwise the family's ``age`` rescores the partition's rows in
+pages of their own transactions (idempotent: a page redone after a crash gives the same rows
+and alert ids), and one last transaction records the tick as the partition's last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from schemas.clock import ClockTick
+from worker.domain.batch import BatchOutcome, Incoming
+from worker.store import events
+
+Out = TypeVar("Out", bound=BatchOutcome[Any])
+Age = Callable[[asyncpg.Pool, int, Incoming[ClockTick]], Awaitable[Out]]
+
+RECORD_TICK = """
+INSERT INTO clock (topic, partition, last_tick, tick_id) VALUES ($1, $2, $3, $4)
+ON CONFLICT (topic, partition) DO UPDATE
+SET last_tick = EXCLUDED.last_tick, tick_id = EXCLUDED.tick_id, applied_at = now()
+WHERE clock.last_tick < EXCLUDED.last_tick
+"""
+
+
+async def last_tick(conn: asyncpg.Connection, topic: str, partition: int) -> datetime | None:
+    return await conn.fetchval(
+        "SELECT last_tick FROM clock WHERE topic = $1 AND partition = $2", topic, partition
+    )
+
+
+async def apply_tick(pool: asyncpg.Pool, age: Age[Out], tick: Incoming[ClockTick], out: Out) -> Out:
+    """Apply ``tick`` to its partition, filing it in ``out`` (an empty outcome of the family)
+    as duplicate, stale or applied, with what the ageing changed merged in."""
+    topic, partition = tick.ref.topic, tick.ref.partition
+    async with pool.acquire() as conn:
+        if await events.seen(conn, [tick.event.id]):
+            out.duplicates.append(tick)
+            return out
+        last = await last_tick(conn, topic, partition)
+    if last is not None and tick.event.time <= last:
+        async with pool.acquire() as conn:
+            await events.record(conn, (), [tick])
+        out.stale.append(tick)
+        return out
+    out.merge(await age(pool, partition, tick))
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(RECORD_TICK, topic, partition, tick.event.time, tick.event.id)
+        await events.record(conn, [tick], ())
+    out.applied.append(tick)
+    return out
