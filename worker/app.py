@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -45,6 +46,7 @@ from worker.store.batches import Projection, apply_batch
 from worker.store.params import sync_framework_params
 from worker.store.pool import create_pool
 from worker.tasks.base import BackgroundTask
+from worker.tasks.clock import ClockPublisher
 from worker.tasks.metrics import MetricsPublisher, snapshot
 from worker.tasks.outbox_relay import OutboxRelay
 from worker.tasks.retention import Pruner
@@ -187,9 +189,13 @@ class Worker:
             )
         self.running = Running(pool, producer, relay, forecast)
         # the relay first: publish what a previous run committed but did not send
-        tasks: list[BackgroundTask] = [relay, Pruner(pool, s.retention_days)]
+        pruner = Pruner(pool, s.retention_days, snapshot_days=s.snapshot_retention_days)
+        tasks: list[BackgroundTask] = [relay, pruner]
         if forecast is not None:
             tasks.append(forecast)
+        if s.tick_interval > timedelta(0):
+            clock_topics = [s.deal_topic, s.account_topic]
+            tasks.append(ClockPublisher(pool, producer, clock_topics, s.tick_interval))
         if s.metrics_interval_seconds > 0:
             tasks.append(
                 MetricsPublisher(

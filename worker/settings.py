@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +57,13 @@ class Settings(BaseSettings):
     forecast_daily_cron: str = Field("0 2 * * *", description="daily snapshot (cron, UTC)")
     forecast_months: int = Field(6, ge=1, le=60, description="forecast horizon in months")
     forecast_seed: int = Field(0, description="seed of the forecast's simulations")
+    tick_interval: timedelta = Field(
+        timedelta(days=1),
+        description="clock tick period (seconds or ISO 8601, e.g. P1D); 0: publish no ticks",
+    )
+    snapshot_retention_days: float = Field(
+        730.0, gt=0, description="keep daily deal snapshots this long"
+    )
     retention_days: float = Field(
         30.0, gt=0, description="keep applied event ids and published alerts this long"
     )
@@ -66,6 +74,14 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535, description="0: any free port")
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("tick_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """A plain number in the environment is seconds ("86400"), as in the other settings."""
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            return float(value)
+        return value
 
     @property
     def deal_dlq_topic(self) -> str:

@@ -9,6 +9,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -78,23 +79,41 @@ def summary_table(summary: PipelineSummary, title: str) -> Table:
 # --------------------------------------------------------------------------- publishing
 
 
+def cut_at_ticks(
+    batch: Sequence[DealEvent], ticks: list[datetime]
+) -> Iterator[tuple[Sequence[DealEvent], datetime | None]]:
+    """``batch`` in runs, each followed by the tick due before the next event (an event at or
+    after a tick's instant comes after the tick). Consumes the ticks it places from ``ticks``."""
+    start = 0
+    for i, event in enumerate(batch):
+        while ticks and event.time >= ticks[0]:
+            yield batch[start:i], ticks.pop(0)
+            start = i
+    yield batch[start:], None
+
+
 async def publish(
     events: Sequence[DealEvent],
     rate: float | None = None,
     on_sent: Callable[[int], None] = lambda n: None,
     settings: Settings | None = None,
+    ticks: Sequence[datetime] = (),
+    tick_interval: timedelta = timedelta(days=1),
 ) -> str:
-    """Send ``events`` in order to the deal topic (created if missing), keyed by deal id;
-    returns the topic. Every batch is acknowledged (acks=all) before the next one."""
+    """Send ``events`` in order to the deal topic (created if missing), keyed by deal id, with
+    the clock ``ticks`` (sorted instants) interleaved by time into every partition; returns
+    the topic. Every batch is acknowledged (acks=all) before the next one."""
     from worker.kafka.producer import durable_producer, send_all
+    from worker.kafka.ticks import publish_tick
     from worker.kafka.topics import ensure_topics, wait_for_kafka
 
     settings = settings or current_settings()
-    bootstrap = settings.kafka_bootstrap_servers
+    bootstrap, topic = settings.kafka_bootstrap_servers, settings.deal_topic
     await wait_for_kafka(bootstrap)
-    await ensure_topics(bootstrap, [settings.deal_topic], settings.topic_partitions)
+    await ensure_topics(bootstrap, [topic], settings.topic_partitions)
     producer = durable_producer(bootstrap)
     await producer.start()
+    pending = sorted(ticks)
     try:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -102,15 +121,22 @@ async def publish(
             delay = started + due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            batch = events[part]
-            await send_all(producer, settings.deal_topic, [to_message(e) for e in batch])
-            on_sent(len(batch))
+            for run, tick in cut_at_ticks(events[part], pending):
+                if run:
+                    await send_all(producer, topic, [to_message(e) for e in run])
+                    on_sent(len(run))
+                if tick is not None:
+                    await publish_tick(producer, [topic], tick, tick_interval)
+        for tick in pending:  # the clock after the last event
+            await publish_tick(producer, [topic], tick, tick_interval)
     finally:
         await producer.stop()
-    return settings.deal_topic
+    return topic
 
 
-def _publish_with_progress(events: Sequence[DealEvent], rate: float | None) -> str:
+def _publish_with_progress(
+    events: Sequence[DealEvent], rate: float | None, ticks: Sequence[datetime] = ()
+) -> str:
     columns = (
         TextColumn("[bold]publishing"),
         BarColumn(),
@@ -120,7 +146,9 @@ def _publish_with_progress(events: Sequence[DealEvent], rate: float | None) -> s
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("publish", total=len(events))
         try:
-            return asyncio.run(publish(events, rate, lambda n: progress.advance(task, n)))
+            return asyncio.run(
+                publish(events, rate, lambda n: progress.advance(task, n), ticks=ticks)
+            )
         except (RuntimeError, OSError, TimeoutError) as exc:
             fail(str(exc))
 
@@ -146,16 +174,20 @@ def _emit(
     jsonl: str | None,
     rate: float | None,
     title: Callable[[PipelineSummary], str],
+    ticks: Sequence[datetime] = (),
 ) -> None:
-    """Write the events as JSON lines (``jsonl``: a file or '-') or publish them, then print
-    the summary (to stderr when the events went to stdout)."""
+    """Write the events as JSON lines (``jsonl``: a file or '-'; ticks are per partition and
+    not written) or publish them with the ``ticks``, then print the summary (to stderr when
+    the events went to stdout)."""
     summary = summarize(events)
     if jsonl is not None:
         with _output(jsonl) as out:
             write_jsonl(events, out)
         where = "stdout" if jsonl == "-" else jsonl
     else:
-        where = _publish_with_progress(events, rate)
+        where = _publish_with_progress(events, rate, ticks)
+        if ticks:
+            where += f" with {len(ticks):,} daily ticks"
     report = err_console if jsonl == "-" else console
     report.print(summary_table(summary, f"{title(summary)} -> {where}"))
 
@@ -192,6 +224,9 @@ def replay_command(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="only the first N events")
     ] = None,
+    ticks: Annotated[
+        bool, typer.Option("--ticks/--no-ticks", help="interleave a clock tick every day")
+    ] = True,
 ) -> None:
     """Replay the public CRM export as deal events, in time order."""
     from worker.testdata.crm_export import CRM_DATA_ENV, crm_data_dir, export_events
@@ -206,7 +241,13 @@ def replay_command(
         fail(str(exc))
     if limit is not None:
         events = events[:limit]
-    _emit(events, jsonl, rate, lambda s: f"Replayed {s.deals:,} deals")
+    instants: list[datetime] = []
+    if ticks and events:
+        from worker.kafka.ticks import tick_instants
+
+        day = timedelta(days=1)
+        instants = tick_instants(events[0].time, events[-1].time + day, day)
+    _emit(events, jsonl, rate, lambda s: f"Replayed {s.deals:,} deals", instants)
 
 
 async def wait_applied(database_url: str, event_ids: list[str], within: float) -> None:

@@ -55,3 +55,11 @@ async def apply_tick(pool: asyncpg.Pool, age: Age[Out], tick: Incoming[ClockTick
         await events.record(conn, [tick], ())
     out.applied.append(tick)
     return out
+
+
+CLOCK_LOCK = 0x7265_7663_6C6B  # "revclk": the session lock of the one clock publisher
+
+
+async def try_lead(conn: asyncpg.Connection) -> bool:
+    """Take the publisher's lock for this connection's session, if no one holds it."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", CLOCK_LOCK))

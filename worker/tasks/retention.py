@@ -16,16 +16,23 @@ class Pruner(BackgroundTask):
 
     task_name = "retention"
 
-    def __init__(self, pool: asyncpg.Pool, retention_days: float, interval: float = 3600.0):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        retention_days: float,
+        interval: float = 3600.0,
+        snapshot_days: float = 730.0,
+    ):
         self.pool = pool
         self.retention_days = retention_days
+        self.snapshot_days = snapshot_days
         self.interval = interval
         self.log = get_logger(component="retention")
 
     async def _run(self) -> None:
         while True:
             try:
-                deleted = await prune(self.pool, self.retention_days)
+                deleted = await prune(self.pool, self.retention_days, self.snapshot_days)
                 if any(deleted.values()):
                     self.log.info("pruned", retention_days=self.retention_days, **deleted)
             except Exception as exc:  # retried at the next interval
