@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEventAdapter
 from tests.account_factories import FW, T0, created, ev, fold, incoming, raw_event, usage
-from worker.domain.account import MAX_USAGE_PERIODS, apply_account_event
+from worker.domain.account import MAX_USAGE_PERIODS, apply_account_event, score_account
 from worker.domain.account_batch import apply_account_batch
 from worker.engine import ChurnInput, ExpansionInput, score_churn
 from worker.engine import score_expansion as engine_score_expansion
@@ -274,16 +274,51 @@ def test_scores_use_the_event_time_as_now():
         assert row["scored_at"] == nps.time.isoformat().replace("+00:00", "Z")
 
 
-def test_a_state_is_scored_after_each_event_not_only_the_last():
-    # the same batch, cut after each event, gives the scores of each prefix
-    events = [
-        created("A"),
-        ev("A", "ticket_opened", {"ticket_id": "T", "severity": "urgent"}, 1),
-        ev("A", "ticket_closed", {"ticket_id": "T"}, 2),
-    ]
-    full = apply_account_batch({}, set(), incoming(*events), FW)
-    alone = apply_account_batch({}, set(), incoming(*events[:1]), FW)
-    assert full.scores["A"].churn.score == alone.scores["A"].churn.score
+def test_a_state_is_scored_after_each_event_not_only_the_last(monkeypatch):
+    import worker.domain.account_batch as batch
+
+    scored = []  # (state, churn risk) of every scoring, in order
+
+    def spy(state, framework, *args, **kwargs):
+        score = score_account(state, framework, *args, **kwargs)
+        scored.append((state, score.churn.score))
+        return score
+
+    monkeypatch.setattr(batch, "score_account", spy)
+    opened = ev("A", "ticket_opened", {"ticket_id": "T", "severity": "urgent"}, 1)
+    events = [created("A"), opened, ev("A", "ticket_closed", {"ticket_id": "T"}, 2)]
+    stale = ev("A", "updated", {"owner": "Bo"}, day=0.5)
+    out = apply_account_batch({}, set(), incoming(*events, opened, stale), FW)
+    assert [i.event.id for i in out.applied] == [e.id for e in events]
+    # one scoring per applied event (none for the duplicate or the stale one), each of the
+    # state right after that event, "now" being its time
+    assert [state for state, _ in scored] == [fold(*events[: n + 1]) for n in range(3)]
+    risks = [risk for _, risk in scored]
+    assert risks[1] > risks[0] == risks[2]  # the urgent ticket was seen while it was open
+    assert out.scores["A"].churn.score == risks[-1]
+
+
+def test_an_event_whose_state_cannot_be_scored_fails_itself_not_the_last_one(monkeypatch):
+    import worker.domain.account as accounts
+
+    real = accounts.score_churn
+
+    def failing(inputs, framework, as_of=None):
+        if inputs.max_ticket_severity == "critical":
+            raise RuntimeError("cannot score an urgent ticket")
+        return real(inputs, framework, as_of)
+
+    monkeypatch.setattr(accounts, "score_churn", failing)
+    opened = ev("A", "ticket_opened", {"ticket_id": "T", "severity": "urgent"}, 1)
+    closed = ev("A", "ticket_closed", {"ticket_id": "T"}, 2)
+    first = created("A")
+    out = apply_account_batch({}, set(), incoming(first, opened, closed), FW)
+    # the intermediate state (ticket open) is scored, fails, and only its event is rejected
+    assert [r.ref.offset for r in out.failed] == [1]
+    assert "cannot score an urgent ticket" in out.failed[0].reason
+    assert [i.event.id for i in out.applied] == [first.id, closed.id]
+    assert out.states["A"].open_tickets == {}
+    assert out.states["A"].last_event_time == closed.time
 
 
 def test_expansion_score_needs_plan_seats_usage_and_features():

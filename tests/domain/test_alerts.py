@@ -2,6 +2,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.deal_events import DealStage
+from tests.engine._determinism import here, in_another_process
 from worker.domain.alerts import AlertRules, AlertTrack, alert_id, evaluate
 
 RULES = AlertRules(value_threshold=5000, drop_points=15)
@@ -85,8 +86,21 @@ def test_alert_carries_previous_state_and_reasons():
     assert any("fell 25 points" in r for r in change.reasons)
 
 
+def alert_ids():
+    """A sample of ids (for the cross-process comparison: module-level, no arguments)."""
+    return [
+        alert_id(f"D{d}", f"e{e}", kind)
+        for d in range(4)
+        for e in range(4)
+        for kind in ("at_risk", "escalated", "resolved")
+    ]
+
+
 def test_alert_ids_are_stable_and_distinct():
-    assert alert_id("D1", "e1", "at_risk") == alert_id("D1", "e1", "at_risk")
+    # stable across processes and releases: a replayed event finds the alert it raised before
+    assert alert_id("D1", "e1", "at_risk") == "eb98ce3b-4be4-5e0d-a042-199af0e7601a"
+    assert alert_id("D2", "e7", "resolved") == "25ab44eb-97c2-5471-b0a0-04604c2674ba"
+    assert in_another_process(alert_ids) == here(alert_ids)  # another hash seed
     assert (
         len(
             {

@@ -15,6 +15,7 @@ import pytest
 
 from schemas.deal_events import DealStage
 from worker.engine import DealFacts, DealScore, Framework, score_deal
+from worker.engine import deal as deal_engine
 
 from ._helpers import NOW, days_ago, make_facts, round_half_up
 
@@ -349,18 +350,47 @@ def test_from_record_accepts_state_like_objects(fw: Framework) -> None:
     assert isinstance(score_deal(got, NOW, fw), DealScore)
 
 
-def test_results_are_immutable_and_equal_to_regular_construction(fw: Framework) -> None:
-    score = score_deal(make_facts(), NOW, fw)
-    for obj in (
-        score,
-        score.health,
-        score.health.components,
-        score.health.measures,
-        score.probability,
-        score.probability.breakdown,
-    ):
-        cls = type(obj)
+# the engine builds its results with fast positional constructors (deal._new_*), not __init__
+FAST_CONSTRUCTORS = {
+    "_new_components": deal_engine.HealthComponents,
+    "_new_measures": deal_engine.HealthMeasures,
+    "_new_health": deal_engine.HealthResult,
+    "_new_breakdown": deal_engine.ProbabilityBreakdown,
+    "_new_probability": deal_engine.ProbabilityResult,
+    "_new_score": DealScore,
+}
+
+
+def test_fast_constructors_equal_regular_construction() -> None:
+    assert {n for n in vars(deal_engine) if n.startswith("_new_")} == set(FAST_CONSTRUCTORS)
+    for name, cls in FAST_CONSTRUCTORS.items():
         names = [f.name for f in dataclasses.fields(cls)]
-        assert cls(*(getattr(obj, n) for n in names)) == obj  # every slot set, same values
+        values = [f"{cls.__name__}.{n}" for n in names]  # a distinct value per field
+        fast = getattr(deal_engine, name)(*values)
+        assert type(fast) is cls
+        assert fast == cls(*values), name
+        assert [getattr(fast, n) for n in names] == values, name  # each value in its own field
+        assert not hasattr(fast, "__dict__")  # slots only, like regular instances
         with pytest.raises(dataclasses.FrozenInstanceError):
-            setattr(obj, names[0], None)
+            setattr(fast, names[0], None)
+
+
+def test_results_hold_each_measure_in_its_own_field(fw: Framework) -> None:
+    facts = make_facts(close_date_pushes=2, expected_close_date=(NOW - timedelta(days=3)).date())
+    score = score_deal(facts, NOW, fw)
+    proposal = fw.for_industry(None).deal.stages[DealStage.proposal]
+    m = score.health.measures
+    assert (m.days_in_stage, m.stage_norm_days, m.days_since_activity) == (
+        5.0,
+        proposal.norm_days,
+        1.0,
+    )
+    assert (m.days_overdue, m.close_date_pushes) == (3, 2)
+    c = score.health.components
+    assert c.velocity == 100.0 > c.slippage  # within the stage norm; pushed and overdue
+    assert isinstance(score.health.score, int) and score.health.category == "healthy"
+    b = score.probability.breakdown
+    assert b.stage_base_rate == proposal.base_rate
+    assert b.velocity_penalty == 0 == b.competition_penalty
+    assert isinstance(score.probability.probability, float)
+    assert score.probability.confidence == "high" and score.framework_version == fw.version

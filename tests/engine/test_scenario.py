@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from worker.engine import ScenarioInput, run_scenario
 
+from ._errors import one_validation_error
+
 
 def test_baseline() -> None:
     result = run_scenario(
@@ -78,15 +80,36 @@ def test_empty_pipeline_has_no_percentages() -> None:
     assert result.delta.forecast.percent is None
 
 
-def test_input_validation() -> None:
-    for bad in (
-        {"pipeline_value": -1, "win_rate": 0.2, "avg_deal_size": 1},
-        {"pipeline_value": 1, "win_rate": 1.2, "avg_deal_size": 1},
-        {"pipeline_value": 1, "win_rate": 0.2, "avg_deal_size": 0},
-        {"pipeline_value": 1, "win_rate": 0.2, "avg_deal_size": 1, "sales_cycle_change": -1},
+@pytest.mark.parametrize(
+    ("bad", "field", "message"),
+    [
+        (
+            {"pipeline_value": -1, "win_rate": 0.2, "avg_deal_size": 1},
+            "pipeline_value",
+            "Input should be greater than or equal to 0",
+        ),
+        (
+            {"pipeline_value": 1, "win_rate": 1.2, "avg_deal_size": 1},
+            "win_rate",
+            "Input should be less than or equal to 1",
+        ),
+        (
+            {"pipeline_value": 1, "win_rate": 0.2, "avg_deal_size": 0},
+            "avg_deal_size",
+            "Input should be greater than 0",
+        ),
+        (
+            {"pipeline_value": 1, "win_rate": 0.2, "avg_deal_size": 1, "sales_cycle_change": -1},
+            "sales_cycle_change",
+            "Input should be greater than -1",
+        ),
+    ],
+)
+def test_input_validation(bad: dict, field: str, message: str) -> None:
+    with pytest.raises(
+        ValidationError, match=one_validation_error("ScenarioInput", message, field)
     ):
-        with pytest.raises(ValidationError):
-            ScenarioInput.model_validate(bad)
+        ScenarioInput.model_validate(bad)
 
 
 changes = st.floats(-0.95, 3)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +15,8 @@ from worker.engine import (
     predict_value_for_deal,
 )
 from worker.engine.framework import default_framework
+
+from ._errors import one_validation_error
 
 
 def test_worked_example(fw: Framework) -> None:
@@ -135,17 +139,39 @@ def test_confidence(fw: Framework) -> None:
     assert far.confidence == "medium"
 
 
-def test_input_validation() -> None:
-    for bad in (
-        {"plan": "starter", "users": 0},
-        {"plan": "starter", "users": 1, "discount": 1.5},
-        {"plan": "starter", "users": 1, "billing_cycle": "weekly"},
-        {"plan": "starter", "users": 1, "expansion_potential": "huge"},
-        {"plan": "starter", "users": 1, "contract_term_months": 0},
-        {"plan": "starter", "users": 1, "colour": "red"},
-    ):
-        with pytest.raises(ValidationError):
-            DealValueInput.model_validate(bad)
+def one(message: str, field: str) -> str:
+    return one_validation_error("DealValueInput", message, field)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"users": 0}, one("Input should be greater than or equal to 1", "users")),
+        ({"discount": 1.5}, one("Input should be less than or equal to 1", "discount")),
+        (
+            {"billing_cycle": "weekly"},
+            one("Input should be 'monthly', 'quarterly' or 'annual'", "billing_cycle"),
+        ),
+        (  # neither a 0-1 number nor a word: both alternatives of the union fail
+            {"expansion_potential": "huge"},
+            re.escape(
+                "2 validation errors for DealValueInput\n"
+                "expansion_potential.constrained-float\n"
+                "  Input should be a valid number"
+            )
+            + r"(?s:.*)"
+            + re.escape("  Input should be 'low', 'medium' or 'high'"),
+        ),
+        (
+            {"contract_term_months": 0},
+            one("Input should be greater than or equal to 1", "contract_term_months"),
+        ),
+        ({"colour": "red"}, one("Extra inputs are not permitted", "colour")),
+    ],
+)
+def test_input_validation(bad: dict, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        DealValueInput.model_validate({"plan": "starter", "users": 1, **bad})
 
 
 @settings(max_examples=200, deadline=None)
@@ -199,5 +225,5 @@ def test_value_for_deal_without_amount(fw: Framework) -> None:
 
     unknown = predict_value_for_deal("Mining", None, None, fw)
     assert unknown.predicted_value == fw.defaults.params.value.default_acv
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^similar_avg must not be negative$"):
         predict_value_for_deal(None, None, -1, fw)

@@ -368,28 +368,46 @@ def test_from_rows_reads_database_rows():
     assert len(from_rows([])) == 0
 
 
+VALUES = r"^deal values must be finite and >= 0 \(NaN for unknown\)$"
+PROBABILITIES = r"^probabilities must be in \[0, 1\] \(NaN for unscored\)$"
+
+
 @pytest.mark.parametrize(
-    ("value", "prob", "close", "error"),
+    ("value", "prob", "close", "message"),
     [
-        ([-1.0], [0.5], ["2026-03-01"], ValueError),
-        ([np.inf], [0.5], ["2026-03-01"], ValueError),
-        ([1.0], [1.5], ["2026-03-01"], ValueError),
-        ([1.0], [-0.1], ["2026-03-01"], ValueError),
-        ([1.0, 2.0], [0.5], ["2026-03-01"], ValueError),
+        ([-1.0], [0.5], ["2026-03-01"], VALUES),
+        ([np.inf], [0.5], ["2026-03-01"], VALUES),
+        ([1.0], [1.5], ["2026-03-01"], PROBABILITIES),
+        ([1.0], [-0.1], ["2026-03-01"], PROBABILITIES),
+        (
+            [1.0, 2.0],
+            [0.5],
+            ["2026-03-01"],
+            r"^column lengths differ: value 2, probability 1, close_month 1$",
+        ),
+        (
+            [[1.0]],
+            [[0.5]],
+            [["2026-03-01"]],
+            r"^value, probability and close_month must be 1-dimensional$",
+        ),
     ],
 )
-def test_bad_input_is_rejected(value, prob, close, error):
-    with pytest.raises(error):
+def test_bad_input_is_rejected(value, prob, close, message):
+    with pytest.raises(ValueError, match=message):
         DealArrays(np.array(value), np.array(prob), np.array(close, dtype="datetime64[D]"))
 
 
 def test_bad_close_dtype_and_arguments_are_rejected():
-    with pytest.raises(TypeError):
+    dtype = r"^close_month must be datetime64 or integer, not float64$"
+    with pytest.raises(TypeError, match=dtype):
         DealArrays(np.array([1.0]), np.array([0.5]), np.array([1.5]))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^months must be >= 1$"):
         compute_forecast(mixed(), AS_OF, months=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^overdue must be 'fold' or 'exclude'$"):
         compute_forecast(mixed(), AS_OF, overdue="drop")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^simulations must be >= 1$"):
+        compute_forecast(mixed(), AS_OF, simulations=0)
 
 
 @given(st.dates(date(1970, 1, 1), date(2200, 12, 31)))
@@ -406,5 +424,8 @@ def test_month_forecast_is_a_documented_strict_contract():
     assert all(prop.get("description") for prop in schema["properties"].values())
     f = month0([1000], [0.5])
     assert MonthForecast.model_validate_json(f.model_dump_json()) == f
-    with pytest.raises(ValidationError):
+    with pytest.raises(
+        ValidationError,
+        match=r"^1 validation error for \w+\nextra\n  Extra inputs are not permitted",
+    ):
         MonthForecast.model_validate({**f.model_dump(), "extra": 1})
