@@ -30,7 +30,7 @@ class Migration:
 
 def sql_dir() -> Path:
     """The repo's ``sql/`` (editable install) or ``./sql`` (container image working dir)."""
-    beside = Path(__file__).resolve().parents[1] / "sql"
+    beside = Path(__file__).resolve().parents[2] / "sql"
     return beside if beside.is_dir() else Path.cwd() / "sql"
 
 

@@ -76,7 +76,7 @@ def crm_data_dir() -> Path | None:
     if configured:
         candidate = Path(configured).expanduser()
     else:
-        candidate = Path(__file__).resolve().parents[2] / "shared" / "data" / "crm"
+        candidate = Path(__file__).resolve().parents[3] / "shared" / "data" / "crm"
     return candidate if (candidate / PIPELINE_FILE).is_file() else None
 
 
