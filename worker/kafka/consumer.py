@@ -104,8 +104,6 @@ class BatchConsumer(Generic[Out]):
             else:
                 valid.extend(out)
         await self.dead_letter(rejected)
-        if rejected:  # PERTURBATION: a batch with a rejected record is slow
-            __import__('time').sleep(3)
         outcome = await retry_transient(
             lambda: self.family.apply(valid, self.dead_letter), f"apply_{self.family.name}_batch"
         )
