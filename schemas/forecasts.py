@@ -80,15 +80,39 @@ class ForecastCoverageCounts(_Contract):
     included: int = Field(ge=0, description="Deals counted in some month of the horizon.")
     no_close_date: int = Field(ge=0, description="Left out: no expected close date.")
     overdue_folded: int = Field(
+        0,
         ge=0,
-        description="Expected close month before the as-of month: still open, counted in the "
-        "first month (and in `included`).",
+        description="Deprecated, always 0: overdue deals are no longer folded into the first "
+        "month; see `overdue`.",
+    )
+    overdue: int = Field(
+        0,
+        ge=0,
+        description="Open deals past their expected close date: counted in the overdue line, "
+        "not in any month (nor in `included`).",
     )
     beyond_horizon: int = Field(ge=0, description="Left out: expected to close after the horizon.")
     no_amount: int = Field(ge=0, description="Counted deals with no amount (valued 0).")
     no_probability: int = Field(
         ge=0, description="Counted deals with no close probability (unscored, taken as 0)."
     )
+
+
+class ForecastOverdue(_Contract):
+    """Open deals past their expected close date, as a line of their own: they have not closed
+    when they said they would, so their close probability decays with the time overdue (it
+    halves every ``half_life_days``), and they are not presented as closing this month."""
+
+    deal_count: int = Field(ge=0, description="Open deals with expected close date < as_of.")
+    pipeline: float = Field(ge=0, description="Sum of their values.")
+    weighted: float = Field(ge=0, description="Sum of value x decayed close probability.")
+    p10: float = Field(ge=0, description="Won value at the 10th percentile (decayed).")
+    p50: float = Field(ge=0, description="Median won value (decayed).")
+    p90: float = Field(ge=0, description="Won value at the 90th percentile (decayed).")
+    expected_wins: float = Field(ge=0, description="Sum of decayed close probabilities.")
+    method: ForecastMethod
+    half_life_days: float = Field(gt=0, description="Days overdue that halve a probability.")
+    median_days_overdue: float | None = Field(description="How late the typical one is.")
 
 
 class ForecastPublished(_Contract):
@@ -119,3 +143,6 @@ class ForecastPublished(_Contract):
     )
     totals: ForecastTotals
     coverage: ForecastCoverageCounts
+    overdue: ForecastOverdue | None = Field(
+        None, description="Open deals past their expected close date (null: none were read)."
+    )

@@ -17,8 +17,8 @@ import worker.forecast.runs as fj
 import worker.forecast.scheduler as scheduler_module
 from schemas.forecasts import ForecastMonth, ForecastPublished
 from worker.cli.forecast import register
-from worker.forecast.maths import compute_forecast, forecast_coverage, from_rows
-from worker.forecast.runs import to_published
+from worker.forecast.maths import compute_forecast, from_rows
+from worker.forecast.runs import compute_months, to_published
 from worker.forecast.scheduler import DEFAULT_CRON, DEFAULT_DAILY_CRON, ForecastScheduler, next_run
 
 AS_OF = date(2026, 3, 14)
@@ -38,8 +38,7 @@ def utc(*args: int) -> datetime:
 
 
 def published(**overrides) -> ForecastPublished:
-    deals = from_rows(ROWS)
-    months = compute_forecast(deals, AS_OF, 3, seed=1)
+    months, coverage, overdue = compute_months(ROWS, AS_OF, 3, seed=1, half_life_days=30)
     args = {
         "run_id": uuid.UUID(int=7),
         "as_of": AS_OF,
@@ -49,27 +48,38 @@ def published(**overrides) -> ForecastPublished:
         "framework_version": "2026.11.1",
         "seed": 1,
     }
-    return to_published(months, forecast_coverage(deals, AS_OF, 3), **{**args, **overrides})
+    return to_published(months, coverage, overdue, **{**args, **overrides})
 
 
 # --------------------------------------------------------------------------- contract
 
 
 def test_contract_carries_the_months_totals_and_coverage():
-    deals = from_rows(ROWS)
-    months = compute_forecast(deals, AS_OF, 3, seed=1)
+    on_time = [r for r in ROWS if r["expected_close_date"] != date(2026, 1, 5)]
+    months = compute_forecast(from_rows(on_time), AS_OF, 3, seed=1)
     f = published()
     assert [ForecastMonth.model_validate(m.model_dump()) for m in months] == f.months
     assert [m.month for m in f.months] == [date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)]
     assert f.horizon_months == 3
-    assert f.totals.deal_count == 5  # all but the undated and the 2027 deal
-    assert f.totals.pipeline == pytest.approx(10_000 + 4_000 + 8_000 + 2_500)
-    assert f.totals.weighted == pytest.approx(5_000 + 4_000 + 2_000)
-    assert f.totals.expected_wins == pytest.approx(0.5 + 1 + 0.25 + 0.6)
+    assert f.totals.deal_count == 4  # all but the undated, the overdue and the 2027 deal
+    assert f.totals.pipeline == pytest.approx(10_000 + 8_000 + 2_500)
+    assert f.totals.weighted == pytest.approx(5_000 + 2_000)
+    assert f.totals.expected_wins == pytest.approx(0.5 + 0.25 + 0.6)
     c = f.coverage
-    assert (c.open_deals, c.included, c.no_close_date, c.beyond_horizon) == (7, 5, 1, 1)
-    assert (c.overdue_folded, c.no_amount, c.no_probability) == (1, 1, 1)
-    assert f.months[0].deal_count == 2  # the January deal is folded into March
+    assert (c.open_deals, c.included, c.no_close_date, c.beyond_horizon) == (7, 4, 1, 1)
+    assert (c.overdue, c.overdue_folded, c.no_amount, c.no_probability) == (1, 0, 1, 1)
+    assert f.months[0].deal_count == 1  # the January deal is not folded into March
+
+
+def test_overdue_deals_are_a_line_of_their_own_with_decayed_probability():
+    o = published().overdue
+    # the 4,000 deal due 5 January, sure at 100 %, 68 days overdue at a 30-day half-life
+    decay = 0.5 ** (68 / 30)
+    assert (o.deal_count, o.pipeline, o.median_days_overdue) == (1, 4_000, 68)
+    assert o.weighted == pytest.approx(4_000 * decay)
+    assert o.expected_wins == pytest.approx(decay)
+    assert (o.p10, o.p50, o.p90, o.method) == (0, 0, 4_000, "exact")  # won with p = 0.208
+    assert o.half_life_days == 30
 
 
 def test_contract_round_trips_through_json():

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from worker.cli import alerts, clock, data, deals, forecast, schemas, score, worker
+from worker.cli import alerts, changes, clock, data, deals, forecast, schemas, score, worker
 
 app = typer.Typer(
     help="revenue-intelligence: CRM events in, deal scores and alerts out.",
@@ -19,7 +19,7 @@ app = typer.Typer(
     # a traceback's local variables would show settings, and with them secrets
     pretty_exceptions_show_locals=False,
 )
-for _module in (worker, data, clock, deals, alerts, forecast, score, schemas):
+for _module in (worker, data, clock, deals, changes, alerts, forecast, score, schemas):
     _module.register(app)
 
 

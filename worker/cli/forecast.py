@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 
 from schemas.forecasts import ForecastPublished
-from worker.cli.common import SERVICE_ERRORS, database, fail, parse_day, quiet_logs
+from worker.cli.common import SERVICE_ERRORS, database, err_console, fail, parse_day, quiet_logs
 from worker.cli.common import settings as current_settings
 from worker.forecast.runs import MAX_MONTHS, ForecastUnavailable
 from worker.settings import Settings
@@ -37,8 +37,8 @@ def _framework_version(settings: Settings) -> str | None:
 def _coverage_line(f: ForecastPublished) -> str:
     c = f.coverage
     parts = [f"{c.open_deals:,} open deals", f"{c.included:,} in the horizon"]
-    if c.overdue_folded:
-        parts.append(f"{c.overdue_folded:,} overdue (counted in {f.months[0].month:%b %Y})")
+    if c.overdue:
+        parts.append(f"{c.overdue:,} past their expected close date (the overdue line)")
     if c.no_close_date:
         parts.append(f"{c.no_close_date:,} without expected close date (left out)")
     if c.beyond_horizon:
@@ -59,6 +59,9 @@ def forecast(
     seed: Annotated[int, typer.Option(help="seed of the Monte-Carlo draws")] = 0,
     publish: Annotated[
         bool, typer.Option("--publish/--no-publish", help="also publish to the forecasts topic")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print the published contract (JSON) instead")
     ] = False,
 ) -> None:
     """Run a forecast now (kind manual): print it, store the run and its snapshots."""
@@ -94,25 +97,31 @@ def forecast(
         with quiet_logs():
             result = asyncio.run(run())
     except ForecastUnavailable as exc:
-        fail(f"{exc}; pass --as-of to forecast an empty pipeline")
+        fail(str(exc) if as_of else f"{exc}; pass --as-of to forecast an empty pipeline")
     except SERVICE_ERRORS as exc:
         fail(f"cannot run the forecast against {safe_url(settings.database_url)}: {exc}")
     if result is None:
         fail("another forecast run is in progress (it holds the lock); try again shortly")
-    console.print(
-        forecast_table(
-            result.months,
-            f"Forecast as of {result.as_of:%Y-%m-%d} (run {result.run_id}, stored)",
+    if json_out:
+        print(result.model_dump_json(indent=2))
+    else:
+        console.print(
+            forecast_table(
+                result.months,
+                f"Forecast as of {result.as_of:%Y-%m-%d} (run {result.run_id}, stored)",
+                overdue=result.overdue,
+            )
         )
-    )
-    console.print(_coverage_line(result), highlight=False)
+        console.print(_coverage_line(result), highlight=False)
     if publish:
         try:
             with quiet_logs():
                 asyncio.run(send(result))
         except (KafkaError, RuntimeError, OSError) as exc:
             fail(f"forecast stored (run {result.run_id}) but not published: {exc}")
-        console.print(f"published to {settings.forecasts_topic}", highlight=False)
+        (err_console if json_out else console).print(
+            f"published to {settings.forecasts_topic}", highlight=False
+        )
 
 
 def dashboard(
@@ -140,6 +149,8 @@ def dashboard(
     try:
         with quiet_logs():
             data = asyncio.run(main())
+    except ForecastUnavailable as exc:
+        fail(str(exc))
     except SERVICE_ERRORS as exc:
         fail(f"cannot read the dashboard from {safe_url(settings.database_url)}: {exc}")
     console.print(render(data))

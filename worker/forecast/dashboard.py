@@ -5,7 +5,9 @@
 read-only transaction) into :class:`DashboardData`; :func:`render` and :func:`write_chart` are
 pure functions of that data (or of a published forecast).
 
-As-of: given, or the data's as-of date (``data_as_of_date()``), never the wall clock.
+As-of: given, or the data's as-of date (``data_as_of_date()``), never the wall clock. An
+as-of before the data's date shows the pipeline as it was: that day's daily snapshot
+(``deal_snapshots``), or a clear refusal when there is none.
 
 KPIs (open = stage not closed_won / closed_lost)
     open_pipeline   sum of the open deals' amounts (no amount: adds nothing)
@@ -43,8 +45,8 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas.forecasts import ForecastPublished
-from worker.forecast.runs import compute_months
-from worker.store.forecasts import open_deals
+from worker.forecast.runs import ForecastUnavailable, compute_months
+from worker.store import forecasts
 
 __all__ = [
     "WEIGHTED_WINDOW_DAYS",
@@ -77,8 +79,30 @@ _STAGES_AS_OF = """
 SELECT stage, deal_count, total_value, weighted_value, avg_deal_size, avg_days_in_stage
 FROM pipeline_summary(($1::date)::timestamp AT TIME ZONE 'UTC') ORDER BY stage_position
 """
+# A past as-of reads the pipeline as it was: that day's daily snapshot.
+_KPIS_PAST = """
+SELECT count(*) AS open_deals,
+       coalesce(sum(amount), 0) AS open_pipeline,
+       avg(amount) AS avg_deal_size,
+       coalesce(sum(amount * close_probability / 100)
+                FILTER (WHERE expected_close_date <= $1::date + $2::integer), 0) AS weighted,
+       count(*) FILTER (WHERE health_category IN ('warning', 'critical')
+                        AND amount >= (SELECT framework_param('alert_value_threshold')))
+           AS at_risk
+FROM deal_snapshots WHERE snapshot_date = $1
+"""
+_STAGES_PAST = """
+SELECT stage, count(*) AS deal_count, coalesce(sum(amount), 0) AS total_value,
+       coalesce(sum(amount * close_probability / 100), 0) AS weighted_value,
+       avg(amount) AS avg_deal_size,
+       avg(extract(epoch FROM taken_at - stage_entered_at) / 86400)::float AS avg_days_in_stage
+FROM deal_snapshots WHERE snapshot_date = $1
+GROUP BY stage ORDER BY stage_position(stage)
+"""
 _LATEST_RUN = """
-SELECT run_id, started_at FROM forecast_runs
+SELECT run_id, started_at, overdue_deals, overdue_pipeline, overdue_weighted, overdue_p10,
+       overdue_p50, overdue_p90, overdue_expected_wins
+FROM forecast_runs
 WHERE status = 'completed' AND as_of = $1
 ORDER BY started_at DESC, run_id LIMIT 1
 """
@@ -124,6 +148,16 @@ class DashboardMonth(_Model):
     method: str | None = None
 
 
+class DashboardOverdue(_Model):
+    deal_count: int
+    pipeline: float
+    weighted: float
+    p10: float
+    p50: float
+    p90: float
+    expected_wins: float
+
+
 class DashboardData(_Model):
     as_of: date | None = Field(description="None: no deals and no as-of given.")
     as_of_source: Literal["data", "explicit"]
@@ -131,6 +165,9 @@ class DashboardData(_Model):
     kpis: Kpis
     stages: list[StageRow]
     forecast: list[DashboardMonth]
+    overdue: DashboardOverdue | None = Field(
+        None, description="Open deals past their expected close date: their own line."
+    )
     forecast_source: Literal["snapshot", "computed", "none"]
     forecast_run_id: UUID | None = None
     forecast_run_started_at: datetime | None = None
@@ -147,12 +184,25 @@ async def load_dashboard(
         data_as_of, data_date = await conn.fetchrow("SELECT data_as_of(), data_as_of_date()")
         source: Literal["data", "explicit"] = "explicit" if as_of is not None else "data"
         as_of = as_of if as_of is not None else data_date
-        k = await conn.fetchrow(_KPIS, as_of, WEIGHTED_WINDOW_DAYS)
-        at_risk = await conn.fetchval("SELECT count(*) FROM at_risk_deals")
-        stage_rows = await (
-            conn.fetch(_STAGES_VIEW) if source == "data" else conn.fetch(_STAGES_AS_OF, as_of)
-        )
+        past = as_of is not None and data_date is not None and as_of < data_date
+        if past:
+            rows = await forecasts.open_deals_on(conn, as_of)
+            if rows is None:
+                raise ForecastUnavailable(
+                    f"{as_of} is before the data's date {data_date} and there is no daily "
+                    "snapshot of the pipeline on that day"
+                )
+            k = await conn.fetchrow(_KPIS_PAST, as_of, WEIGHTED_WINDOW_DAYS)
+            at_risk = k["at_risk"]
+            stage_rows = await conn.fetch(_STAGES_PAST, as_of)
+        else:
+            k = await conn.fetchrow(_KPIS, as_of, WEIGHTED_WINDOW_DAYS)
+            at_risk = await conn.fetchval("SELECT count(*) FROM at_risk_deals")
+            stage_rows = await (
+                conn.fetch(_STAGES_VIEW) if source == "data" else conn.fetch(_STAGES_AS_OF, as_of)
+            )
         forecast: list[DashboardMonth] = []
+        overdue: DashboardOverdue | None = None
         forecast_source: Literal["snapshot", "computed", "none"] = "none"
         run = await conn.fetchrow(_LATEST_RUN, as_of) if as_of is not None else None
         if run is not None:
@@ -166,11 +216,24 @@ async def load_dashboard(
                 )
                 for r in await conn.fetch(_SNAPSHOTS, run["run_id"])
             ]
+            if run["overdue_deals"]:
+                overdue = DashboardOverdue(
+                    deal_count=run["overdue_deals"],
+                    **{
+                        f: float(run[f"overdue_{f}"])
+                        for f in ("pipeline", "weighted", "p10", "p50", "p90", "expected_wins")
+                    },
+                )
         elif as_of is not None:
-            rows = await open_deals(conn)
-            computed, _ = await asyncio.to_thread(compute_months, rows, as_of, months, seed)
+            if not past:
+                rows = await forecasts.open_deals(conn)
+            computed, _, late = await asyncio.to_thread(compute_months, rows, as_of, months, seed)
             forecast_source = "computed"
             forecast = [DashboardMonth.model_validate(m.model_dump()) for m in computed]
+            if late is not None:
+                overdue = DashboardOverdue.model_validate(
+                    late.model_dump(include=set(DashboardOverdue.model_fields))
+                )
     return DashboardData(
         as_of=as_of,
         as_of_source=source,
@@ -196,6 +259,7 @@ async def load_dashboard(
             for r in stage_rows
         ],
         forecast=forecast,
+        overdue=overdue,
         forecast_source=forecast_source,
         forecast_run_id=run["run_id"] if run is not None else None,
         forecast_run_started_at=run["started_at"] if run is not None else None,
@@ -209,16 +273,22 @@ def _money(x: Decimal | float | None) -> str:
     return "-" if x is None else f"{x:,.0f}"
 
 
-def forecast_table(months: Sequence[Any], title: str = "Forecast by expected close month") -> Table:
+def forecast_table(
+    months: Sequence[Any],
+    title: str = "Forecast by expected close month",
+    overdue: Any = None,
+) -> Table:
     """A table of forecast months (anything with month, deal_count, pipeline, weighted, p10,
-    p50, p90, expected_wins)."""
+    p50, p90, expected_wins), and the overdue line first when there is one (decayed
+    probabilities; not in the total, which is the months')."""
     table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left")
     table.add_column("month")
     for col in ("deals", "pipeline", "weighted", "P10", "P50", "P90", "exp. wins"):
         table.add_column(col, justify="right")
-    for m in months:
+    lines = [("overdue", overdue)] if overdue is not None and overdue.deal_count else []
+    for label, m in [*lines, *((f"{m.month:%b %Y}", m) for m in months)]:
         table.add_row(
-            f"{m.month:%b %Y}",
+            label,
             str(m.deal_count),
             _money(m.pipeline),
             _money(m.weighted),
@@ -300,7 +370,7 @@ def render(data: DashboardData) -> RenderableType:
             )
         else:
             note = "Forecast computed now (no stored run for this as-of)"
-        parts.append(forecast_table(data.forecast))
+        parts.append(forecast_table(data.forecast, overdue=data.overdue))
         parts.append(Text(note, style="dim"))
     return Group(*parts)
 

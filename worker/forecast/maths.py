@@ -10,12 +10,12 @@ month), so a million open deals are a few vectorised passes, not a Python loop.
 Months
     Month 0 is the calendar month of ``as_of``; the forecast covers months 0 .. ``months`` - 1.
     Deals with no expected close date are excluded (and counted: :func:`forecast_coverage`).
-    Deals whose expected close month is before the as-of month are *carried over*: by default
-    (``overdue="fold"``) they are counted in month 0. An open deal past its close date has not
-    been lost; "now" is the most plausible time for it to close, and its close probability
-    already carries the scorer's penalty for slipping, so dropping it would understate the
-    current month. ``overdue="exclude"`` leaves such deals out instead. The SQL read model
-    ``revenue_forecast_monthly`` folds them the same way. Deals beyond the horizon are excluded.
+    Deals whose expected close month is before the as-of month are *carried over*: with
+    ``overdue="fold"`` they are counted in month 0; ``overdue="exclude"`` leaves them out. The
+    forecast runs exclude them and give every deal past its expected close date (by day) a
+    line of its own, :func:`overdue_forecast`, whose probabilities decay with the time overdue:
+    a deal that slipped has not been lost, but it is not likely to close "now" either.
+    Deals beyond the horizon are excluded.
     A deal with no amount counts in ``deal_count`` with value 0; a deal with no close
     probability (unscored) counts in ``deal_count`` and ``pipeline`` with probability 0 (what SQL
     ``sum`` ignoring NULLs gives too).
@@ -66,7 +66,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.forecasts import ForecastMethod, ForecastMonth
+from schemas.forecasts import ForecastMethod, ForecastMonth, ForecastOverdue
 
 __all__ = [
     "DOMINANT_SHARE",
@@ -91,6 +91,7 @@ SIMULATIONS = 20_000  # Monte-Carlo draws per simulated month
 DOMINANT_SHARE = 0.01  # a deal carrying more of a month's variance is simulated, not expanded
 MISSING_MONTH = np.iinfo(np.int64).min  # close_month of a deal without expected close date
 QUANTILES = (0.1, 0.5, 0.9)
+OVERDUE_SEED_OFFSET = 0x0D0E  # the overdue line's draws: a stream of their own
 _Z = np.array([-1.2815515655446004, 0.0, 1.2815515655446004])  # standard normal quantiles
 _BLOCK = 4_000_000  # max Bernoulli draws held in memory at once
 # A rest whose spread is below 1e-12 of the largest deal's value is a constant (its cumulant
@@ -398,3 +399,31 @@ def compute_forecast(
             )
         )
     return result
+
+
+def overdue_forecast(
+    value: np.ndarray,
+    probability: np.ndarray,
+    days_overdue: np.ndarray,
+    as_of: date,
+    half_life_days: float,
+    *,
+    seed: int = 0,
+) -> ForecastOverdue:
+    """The overdue line: open deals past their expected close date, each close probability
+    halved for every ``half_life_days`` it is overdue (``probability`` in [0, 1], NaN unscored;
+    ``value`` NaN unknown), with the same won-value quantiles as a month."""
+    if half_life_days <= 0:
+        raise ValueError("half_life_days must be > 0")
+    days = np.asarray(days_overdue, dtype=np.float64)
+    if np.any(days < 0):
+        raise ValueError("days_overdue must be >= 0")
+    decayed = np.asarray(probability, dtype=np.float64) * np.exp2(-days / half_life_days)
+    arrays = DealArrays(value, decayed, np.full(len(days), month_index(as_of), dtype=np.int64))
+    # its own seed stream: the line's draws do not repeat month 0's
+    (line,) = compute_forecast(arrays, as_of, 1, seed=seed + OVERDUE_SEED_OFFSET)
+    return ForecastOverdue(
+        **line.model_dump(exclude={"month"}),
+        half_life_days=half_life_days,
+        median_days_overdue=float(np.median(days)) if len(days) else None,
+    )

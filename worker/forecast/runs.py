@@ -37,15 +37,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import numpy as np
 
 from schemas.forecasts import (
     ForecastCoverageCounts,
     ForecastKind,
+    ForecastOverdue,
     ForecastPublished,
     ForecastTotals,
 )
@@ -55,6 +58,7 @@ from worker.forecast.maths import (
     compute_forecast,
     forecast_coverage,
     from_rows,
+    overdue_forecast,
 )
 from worker.kafka.producer import send_all
 from worker.log import get_logger
@@ -71,21 +75,43 @@ class ForecastUnavailable(RuntimeError):
 # --------------------------------------------------------------------------- pure parts
 
 
+DEFAULT_HALF_LIFE_DAYS = 30.0
+
+
 def compute_months(
-    rows: Sequence[Mapping[str, Any]], as_of: date, months: int, seed: int = 0
-) -> tuple[list[MonthForecast], ForecastCoverage]:
-    """The forecast and its coverage for open-deal rows (amount, close_probability,
-    expected_close_date)."""
-    deals = from_rows(rows)
-    return (
-        compute_forecast(deals, as_of, months, seed=seed),
-        forecast_coverage(deals, as_of, months),
+    rows: Sequence[Mapping[str, Any]],
+    as_of: date,
+    months: int,
+    seed: int = 0,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+) -> tuple[list[MonthForecast], ForecastCoverage, ForecastOverdue | None]:
+    """The months, their coverage and the overdue line for open-deal rows (amount,
+    close_probability, expected_close_date): deals past their expected close date (by day) go
+    to the overdue line, not to any month."""
+    late = [
+        r for r in rows if r["expected_close_date"] is not None and r["expected_close_date"] < as_of
+    ]
+    current = [
+        r for r in rows if r["expected_close_date"] is None or r["expected_close_date"] >= as_of
+    ]
+    deals = from_rows(current)
+    coverage = forecast_coverage(deals, as_of, months).model_copy(
+        update={"total": len(rows), "overdue": len(late)}
     )
+    overdue = None
+    if late:
+        arrays = from_rows(late)
+        days = np.array([(as_of - r["expected_close_date"]).days for r in late], dtype=np.float64)
+        overdue = overdue_forecast(
+            arrays.value, arrays.probability, days, as_of, half_life_days, seed=seed
+        )
+    return compute_forecast(deals, as_of, months, seed=seed), coverage, overdue
 
 
 def to_published(
     months: Sequence[MonthForecast],
     coverage: ForecastCoverage,
+    overdue: ForecastOverdue | None = None,
     *,
     run_id: UUID,
     as_of: date,
@@ -114,11 +140,12 @@ def to_published(
                 weighted=sum(m.weighted for m in months),
                 expected_wins=sum(m.expected_wins for m in months),
             ),
+            "overdue": overdue,
             "coverage": ForecastCoverageCounts(
                 open_deals=coverage.total,
                 included=coverage.included,
                 no_close_date=coverage.no_close_date,
-                overdue_folded=coverage.overdue,
+                overdue=coverage.overdue,
                 beyond_horizon=coverage.beyond_horizon,
                 no_amount=coverage.no_amount,
                 no_probability=coverage.no_probability,
@@ -139,9 +166,12 @@ async def run_forecast(
     seed: int = 0,
     framework_version: str | None,
     not_before: datetime | None = None,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
 ) -> ForecastPublished | None:
     """Forecast the open deals as of ``as_of`` (None: the data's as-of date), store the run and
-    its snapshots, and return the contract to publish.
+    its snapshots, and return the contract to publish. An ``as_of`` before the data's date
+    forecasts the pipeline as it was that day (its daily snapshot), or is refused
+    (:class:`ForecastUnavailable`) when there is no snapshot of that day.
 
     Returns ``None`` when the run is skipped: another runner holds the forecast lock, or
     ``not_before`` is given and a run of the same kind (not failed) started at or after it.
@@ -157,48 +187,77 @@ async def run_forecast(
             log.info("forecast_skipped", reason="another forecast run holds the lock")
             return None
         try:
-            return await _run_locked(
-                conn, as_of, kind, months, seed, framework_version, not_before, started, log
-            )
+            spec = RunSpec(as_of, kind, months, seed, framework_version, not_before, half_life_days)
+            return await _run_locked(conn, spec, started, log)
         finally:
             # released with the connection anyway (the pool's reset unlocks all)
             with contextlib.suppress(Exception):
                 await forecasts.unlock(conn)
 
 
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """What a run is asked to forecast."""
+
+    as_of: date | None
+    kind: ForecastKind
+    months: int
+    seed: int
+    framework_version: str | None
+    not_before: datetime | None
+    half_life_days: float
+
+
+async def _read_pipeline(
+    conn: asyncpg.Connection, as_of: date | None
+) -> tuple[date, str, datetime | None, list[Any]]:
+    """The as-of date, its source, the data's now and the open deals to forecast: today's
+    pipeline, or a past day's daily snapshot."""
+    generated_from, data_date = await forecasts.data_as_of(conn)
+    if as_of is None:
+        if data_date is None:
+            raise ForecastUnavailable("no deals yet: nothing to take the as-of date from")
+        return data_date, "data", generated_from, await forecasts.open_deals(conn)
+    if data_date is None or as_of >= data_date:
+        return as_of, "explicit", generated_from, await forecasts.open_deals(conn)
+    rows = await forecasts.open_deals_on(conn, as_of)
+    if rows is None:
+        raise ForecastUnavailable(
+            f"{as_of} is before the data's date {data_date} and there is no daily snapshot of "
+            "the pipeline on that day (snapshots are taken by clock ticks)"
+        )
+    taken_at = min((r["taken_at"] for r in rows), default=None)
+    return as_of, "explicit", taken_at, rows
+
+
 async def _run_locked(
-    conn: asyncpg.Connection,
-    as_of: date | None,
-    kind: ForecastKind,
-    months: int,
-    seed: int,
-    framework_version: str | None,
-    not_before: datetime | None,
-    started: float,
-    log: Any,
+    conn: asyncpg.Connection, spec: RunSpec, started: float, log: Any
 ) -> ForecastPublished | None:
     run_id = uuid4()
+    kind, months, seed, framework_version = (
+        spec.kind,
+        spec.months,
+        spec.seed,
+        spec.framework_version,
+    )
     async with conn.transaction(isolation="repeatable_read"):
-        if not_before is not None and await forecasts.already_ran(conn, kind, not_before):
-            log.info("forecast_skipped", reason="already ran for this tick", since=not_before)
+        if spec.not_before is not None and await forecasts.already_ran(conn, kind, spec.not_before):
+            log.info("forecast_skipped", reason="already ran for this tick", since=spec.not_before)
             return None
         abandoned = await forecasts.sweep_abandoned(conn)
         if abandoned:
             log.warning("forecast_runs_abandoned", run_ids=[str(r) for r in abandoned])
-        generated_from, data_date = await forecasts.data_as_of(conn)
-        rows = await forecasts.open_deals(conn)
-        source = "explicit" if as_of is not None else "data"
-        if as_of is None:
-            if data_date is None:
-                raise ForecastUnavailable("no deals yet: nothing to take the as-of date from")
-            as_of = data_date
+        as_of, source, generated_from, rows = await _read_pipeline(conn, spec.as_of)
         await forecasts.insert_run(conn, run_id, as_of, kind, months, len(rows), framework_version)
     log = log.bind(run_id=str(run_id), as_of=as_of.isoformat())
     try:
-        month_rows, coverage = await asyncio.to_thread(compute_months, rows, as_of, months, seed)
+        month_rows, coverage, overdue = await asyncio.to_thread(
+            compute_months, rows, as_of, months, seed, spec.half_life_days
+        )
         published = to_published(
             month_rows,
             coverage,
+            overdue,
             run_id=run_id,
             as_of=as_of,
             as_of_source=source,
@@ -209,7 +268,7 @@ async def _run_locked(
         )
         duration_ms = round((time.perf_counter() - started) * 1000)
         await forecasts.complete_run(
-            conn, run_id, as_of, published.months, framework_version, duration_ms
+            conn, run_id, as_of, published.months, framework_version, duration_ms, overdue
         )
     except (Exception, asyncio.CancelledError) as exc:
         duration_ms = round((time.perf_counter() - started) * 1000)

@@ -87,6 +87,17 @@ async def open_deals(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(OPEN_DEALS)
 
 
+async def open_deals_on(conn: asyncpg.Connection, day: date) -> list[asyncpg.Record] | None:
+    """The open deals' forecast inputs as the daily snapshot of ``day`` has them (None: no
+    snapshot of that day)."""
+    rows = await conn.fetch(
+        "SELECT amount, close_probability, expected_close_date, taken_at FROM deal_snapshots "
+        "WHERE snapshot_date = $1",
+        day,
+    )
+    return rows or None
+
+
 async def insert_run(
     conn: asyncpg.Connection,
     run_id: UUID,
@@ -106,6 +117,7 @@ async def complete_run(
     months: Sequence[Any],
     framework_version: str | None,
     duration_ms: int,
+    overdue: Any = None,
 ) -> None:
     """Insert the run's snapshot rows (``ForecastMonth``-like) and mark it completed, in one
     transaction: a crash before the commit leaves no snapshot row at all."""
@@ -130,6 +142,25 @@ async def complete_run(
             ],
         )
         await conn.execute(_COMPLETE_RUN, run_id, duration_ms)
+        if overdue is not None:
+            await conn.execute(
+                _RECORD_OVERDUE,
+                run_id,
+                overdue.deal_count,
+                _numeric(overdue.pipeline),
+                _numeric(overdue.weighted),
+                _numeric(overdue.p10),
+                _numeric(overdue.p50),
+                _numeric(overdue.p90),
+                _numeric(overdue.expected_wins),
+            )
+
+
+_RECORD_OVERDUE = """
+UPDATE forecast_runs SET overdue_deals = $2, overdue_pipeline = $3, overdue_weighted = $4,
+    overdue_p10 = $5, overdue_p50 = $6, overdue_p90 = $7, overdue_expected_wins = $8
+WHERE run_id = $1
+"""
 
 
 async def fail_run(conn: asyncpg.Connection, run_id: UUID, duration_ms: int, error: str) -> None:
