@@ -33,6 +33,7 @@ from tests.services import fresh_database
 from worker.app import Worker
 from worker.cli.data import publish
 from worker.kafka.ticks import tick_instants
+from worker.log import configure_logging
 from worker.settings import Settings
 from worker.testdata.crm_export import crm_data_dir, export_events
 
@@ -48,6 +49,7 @@ WHERE d.stage = 'closed_lost' AND d.amount >= $1
 
 
 async def main(path: Path) -> None:
+    configure_logging("WARNING", json=False)
     events = export_events(path)
     day = timedelta(days=1)
     ticks = tick_instants(events[0].time, events[-1].time + day, day)

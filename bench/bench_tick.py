@@ -33,6 +33,7 @@ from schemas.clock import make_tick
 from tests.services import fresh_database
 from worker.domain.batch import Incoming, RecordRef
 from worker.engine import load_framework
+from worker.log import configure_logging
 from worker.store import deals
 from worker.store.clock import apply_tick
 from worker.store.pool import create_pool
@@ -88,6 +89,7 @@ async def timed(label: str, coro) -> float:
 
 
 async def main(n: int, partitions: int) -> int:
+    configure_logging("WARNING", json=False)
     server = os.environ.get(
         "DATABASE_URL", "postgresql://revintel:revintel@127.0.0.1:5432/revintel"
     )
