@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from dataclasses import replace
+from datetime import date, timedelta
 
 import pytest
 
 from schemas.alerts import DealAlert
-from tests.factories import created, event
+from schemas.deal_events import DealStage
+from tests.factories import T0, created, event
 from tests.services import (
     assert_graceful_exit,
     eventually,
@@ -20,9 +23,7 @@ from tests.services import (
     unique,
     worker_env,
 )
-from worker.domain.deal import apply_event
-from worker.domain.deal_batch import facts_of
-from worker.engine import load_framework, score_deal
+from worker.engine import DealFacts, DealScore, load_framework, score_deal
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +49,33 @@ def decline_to_won(deal: str) -> list:
     ]
 
 
-def categories(events) -> list[str]:
-    framework, state, out = load_framework(), None, []
-    for e in events:
-        state = apply_event(state, e)
-        out.append(score_deal(facts_of(state), state.last_event_time, framework).health.category)
-    return out
+def decline_to_won_scores() -> list[DealScore]:
+    """The engine's scores after each event of ``decline_to_won``, with the deal's facts
+    written out by hand (not merged by the worker), each scored as of its event's time."""
+    created_facts = DealFacts(
+        stage=DealStage.proposal,
+        amount=80_000.0,
+        industry="technology",
+        lead_score=80,
+        interactions=0,
+        objections_handled=0,
+        has_champion=True,
+        budget_confirmed=True,
+        decision_maker_engaged=True,
+        competitors=0,
+        last_activity_at=None,
+        stage_entered_at=T0,
+        created_at=T0,
+        expected_close_date=date(2026, 5, 15),
+        close_date_pushes=0,
+    )
+    active = replace(created_facts, interactions=1, last_activity_at=T0 + timedelta(days=1))
+    won = replace(
+        active, stage=DealStage.closed_won, amount=82_000.0, stage_entered_at=T0 + timedelta(81)
+    )
+    framework = load_framework()
+    steps = [(created_facts, 0), (active, 1), (active, 20), (active, 40), (active, 80), (won, 81)]
+    return [score_deal(f, T0 + timedelta(days=d), framework) for f, d in steps]
 
 
 def alerts_of(records) -> list[DealAlert]:
@@ -65,8 +87,9 @@ async def test_health_decline_then_win_raises_exactly_the_transitions(
 ):
     deal = unique("AL")
     events = decline_to_won(deal)
+    scores = decline_to_won_scores()
     # precondition: the engine sees healthy -> warning -> critical -> won
-    assert categories(events)[1:5] == ["healthy", "warning", "warning", "critical"]
+    assert [s.health.category for s in scores[1:5]] == ["healthy", "warning", "warning", "critical"]
     await start_worker(settings)
     await publish(producer, settings.deal_topic, events)
 
@@ -90,6 +113,23 @@ async def test_health_decline_then_win_raises_exactly_the_transitions(
     assert first.occurred_at == events[2].time
     assert alerts[1].previous.level == "at_risk"
     assert alerts[2].reasons == ["Deal won"] and alerts[2].close_probability == 100
+    # each alert carries the scores of its event and of the one before, as the engine gives
+    # them for the hand-written facts
+    for alert, step in zip(alerts, (2, 4, 5), strict=True):
+        now, prev = scores[step], scores[step - 1]
+        assert (alert.health_score, alert.health_category) == (
+            now.health.score,
+            now.health.category,
+        )
+        assert alert.close_probability == pytest.approx(now.probability.probability, abs=0.01)
+        assert alert.risk_factors == list(now.health.risk_factors)
+        assert (alert.previous.health_score, alert.previous.health_category) == (
+            prev.health.score,
+            prev.health.category,
+        )
+        assert alert.previous.close_probability == pytest.approx(
+            prev.probability.probability, abs=0.01
+        )
     for record, alert in zip(records, alerts, strict=True):
         assert record.key == deal.encode()
         assert dict(record.headers)["alert_id"].decode() == alert.alert_id

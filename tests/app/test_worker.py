@@ -1,16 +1,22 @@
-"""The worker against real Kafka and PostgreSQL: events in, scored rows out."""
+"""The worker against real Kafka and PostgreSQL: events in, scored rows out.
+
+The expected deal states are written out by hand from the events (not merged with
+``worker.domain.deal``), and the expected scores come straight from the engine on those
+hand-written facts, so a bug in the merge or in the fact mapping shows.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from schemas.deal_events import DealStage
-from tests.factories import created, event
+from tests.factories import T0, created, event
 from tests.services import (
     eventually,
     group_caught_up,
@@ -19,9 +25,7 @@ from tests.services import (
     unique,
 )
 from worker.adapters import adapt, load_stage_map
-from worker.domain.deal import apply_event
-from worker.domain.deal_batch import facts_of
-from worker.engine import load_framework, predict_value_for_deal, score_deal
+from worker.engine import DealFacts, load_framework, predict_value_for_deal, score_deal
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[1] / "adapters" / "fixtures"
@@ -31,11 +35,31 @@ def fixture(*parts: str) -> bytes:
     return FIXTURES.joinpath(*parts).read_bytes()
 
 
-def expected_state(events):
-    state = None
-    for e in events:
-        state = apply_event(state, e) or state
-    return state
+def day(n: float) -> datetime:
+    return T0 + timedelta(days=n)
+
+
+def facts(**fields) -> DealFacts:
+    """The engine's facts of a deal made by ``tests.factories.created`` at T0 with no other
+    field, with ``fields`` changed: every value written by hand."""
+    base = {
+        "stage": DealStage.prospecting,
+        "amount": 10_000.0,
+        "industry": "technology",
+        "lead_score": None,
+        "interactions": 0,
+        "objections_handled": 0,
+        "has_champion": False,
+        "budget_confirmed": False,
+        "decision_maker_engaged": False,
+        "competitors": 0,
+        "last_activity_at": None,
+        "stage_entered_at": T0,
+        "created_at": T0,
+        "expected_close_date": None,
+        "close_date_pushes": 0,
+    }
+    return DealFacts(**{**base, **fields})
 
 
 async def deal_rows(db, prefix):
@@ -72,22 +96,92 @@ async def test_events_are_merged_scored_and_written(settings, start_worker, prod
 
     await eventually(both_final)
     rows = await deal_rows(db, p)
+    # the merged states, written out from the events above
+    state_columns = {
+        a: {
+            "name": f"Deal {a}",
+            "company": "Acme",
+            "owner": "Ana",
+            "industry": "technology",
+            "amount": Decimal("40000.00"),
+            "predicted_amount": None,
+            "currency": "USD",
+            "stage": "qualification",
+            "expected_close_date": date(2026, 5, 10),  # pushed from 2026-04-20
+            "lead_score": None,
+            "interactions": 1,
+            "objections_handled": 0,
+            "has_champion": False,
+            "budget_confirmed": True,
+            "decision_maker_engaged": False,
+            "competitors": [],
+            "last_activity_at": day(6),
+            "close_date_pushes": 1,
+            "created_at": T0,
+            "stage_entered_at": day(4),
+            "closed_at": None,
+            "last_event_id": events[5].id,
+            "last_event_time": day(8),
+        },
+        b: {
+            "name": f"Deal {b}",
+            "company": "Acme",
+            "owner": "Ana",
+            "industry": "technology",
+            "amount": Decimal("9500.00"),  # the won amount replaces 9,000
+            "predicted_amount": None,
+            "currency": "USD",
+            "stage": "closed_won",
+            "expected_close_date": date(2026, 4, 1),
+            "lead_score": None,
+            "interactions": 1,
+            "objections_handled": 0,
+            "has_champion": False,
+            "budget_confirmed": False,
+            "decision_maker_engaged": False,
+            "competitors": [],
+            "last_activity_at": day(1),
+            "close_date_pushes": 0,
+            "created_at": T0,
+            "stage_entered_at": day(10),
+            "closed_at": day(10),
+            "last_event_id": events[6].id,
+            "last_event_time": day(10),
+        },
+    }
+    expected_facts = {
+        a: facts(
+            stage=DealStage.qualification,
+            amount=40_000.0,
+            interactions=1,
+            budget_confirmed=True,
+            last_activity_at=day(6),
+            stage_entered_at=day(4),
+            expected_close_date=date(2026, 5, 10),
+            close_date_pushes=1,
+        ),
+        b: facts(
+            stage=DealStage.closed_won,
+            amount=9_500.0,
+            interactions=1,
+            last_activity_at=day(1),
+            stage_entered_at=day(10),
+            expected_close_date=date(2026, 4, 1),
+        ),
+    }
     framework = load_framework()
     for deal in (a, b):
-        state = expected_state([e for e in events if e.subject == deal])
-        score = score_deal(facts_of(state), state.last_event_time, framework)
         row = rows[deal]
-        assert row["health_score"] == score.health.score
-        assert row["health_category"] == score.health.category
+        assert {k: row[k] for k in state_columns[deal]} == state_columns[deal], deal
+        score = score_deal(expected_facts[deal], row["last_event_time"], framework)
+        assert row["health_score"] == score.health.score, deal
+        assert row["health_category"] == score.health.category, deal
         assert float(row["close_probability"]) == pytest.approx(
             score.probability.probability, abs=0.01
-        )
+        ), deal
+        assert json.loads(row["risk_factors"]) == list(score.health.risk_factors), deal
         assert row["framework_version"] == framework.version
-        assert row["scored_at"] == state.last_event_time
-    assert rows[a]["stage"] == DealStage.qualification
-    assert rows[a]["interactions"] == 1 and rows[a]["close_date_pushes"] == 1
-    assert rows[a]["budget_confirmed"] is True
-    assert rows[b]["amount"] == Decimal("9500.00")
+        assert row["scored_at"] == row["last_event_time"]
     assert float(rows[b]["close_probability"]) == 100.0
     applied = await db.fetchval(
         "SELECT count(*) FROM applied_events WHERE deal_id LIKE $1 || '%'", p
@@ -348,10 +442,15 @@ async def test_rescore_applies_a_changed_framework_to_stored_deals(
     assert first.exit_code == 0, first.output
     assert "rescored 0 deals" in again.output
     framework = load_framework(path)
-    state = expected_state(events)
-    score = score_deal(facts_of(state), state.last_event_time, framework)
+    # the stored deal, written out from its two events
+    stored = facts(
+        stage=DealStage.proposal, amount=20_000.0, interactions=1, last_activity_at=day(2)
+    )
+    score = score_deal(stored, day(2), framework)
     row = await db.fetchrow("SELECT * FROM deals WHERE deal_id = $1", d)
     assert row["framework_version"] == framework.version
+    assert row["scored_at"] == day(2)
+    assert row["health_score"] == score.health.score
     assert float(row["close_probability"]) == pytest.approx(score.probability.probability, abs=0.01)
-    before = score_deal(facts_of(state), state.last_event_time, load_framework())
+    before = score_deal(stored, day(2), load_framework())
     assert score.probability.probability < before.probability.probability  # it did change

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import worker.forecast.runs as fj
 from schemas.forecasts import ForecastPublished
-from tests.services import eventually, fresh_database, read_all, unique
+from tests.services import fresh_database, read_all, unique
 from worker.cli.forecast import register
 from worker.forecast.dashboard import load_dashboard
 from worker.forecast.maths import compute_forecast, forecast_coverage, from_rows
@@ -185,14 +185,33 @@ async def snapshot_count(pool: asyncpg.Pool, run_id: uuid.UUID | None = None) ->
     return await pool.fetchval("SELECT count(*) FROM forecast_snapshots WHERE run_id = $1", run_id)
 
 
-def slowed(seconds: float):
-    original = fj.compute_months
+class Gate:
+    """Holds ``compute_months`` (which runs in a worker thread) until the test lets it go, so
+    the test knows a run is inside its computation, holding the lock, instead of hoping that
+    a sleep makes runs overlap."""
 
-    def slow(*args, **kwargs):
-        time.sleep(seconds)
-        return original(*args, **kwargs)
+    def __init__(self) -> None:
+        self.entered = threading.Event()  # a run is computing
+        self.release = threading.Event()  # the test lets it finish
+        self.left = threading.Event()  # the computing thread has returned
+        self.original = fj.compute_months
 
-    return slow
+    def __call__(self, *args, **kwargs):
+        self.entered.set()
+        try:
+            if not self.release.wait(30):
+                raise TimeoutError("the test never released the gate")
+            return self.original(*args, **kwargs)
+        finally:
+            self.left.set()
+
+    async def wait_entered(self) -> None:
+        assert await asyncio.to_thread(self.entered.wait, 30), "no run reached compute_months"
+
+    async def open_and_wait_left(self) -> None:
+        self.release.set()
+        if self.entered.is_set():
+            assert await asyncio.to_thread(self.left.wait, 30), "compute_months never returned"
 
 
 # --------------------------------------------------------------------------- runs
@@ -272,20 +291,36 @@ async def test_a_run_is_skipped_while_another_holds_the_lock(pool, fc_url, deals
 
 
 async def test_two_concurrent_runs_on_two_pools_run_once(pool, fc_url, deals, monkeypatch):
-    monkeypatch.setattr(fj, "compute_months", slowed(0.5))
+    """Two runs started together: the one that gets the lock is held inside its computation
+    until the other has returned (skipped), and the lock stays held all that time."""
+    gate = Gate()
+    monkeypatch.setattr(fj, "compute_months", gate)
     other = await asyncpg.create_pool(fc_url, min_size=1, max_size=1)
+    prober = await asyncpg.connect(fc_url)
     try:
         before = await run_ids(pool)
-        results = await asyncio.gather(
-            run_forecast(pool, as_of=None, kind="scheduled", framework_version=FW),
-            run_forecast(other, as_of=None, kind="scheduled", framework_version=FW),
-        )
+        runs = [
+            asyncio.create_task(run_forecast(p, as_of=None, kind="scheduled", framework_version=FW))
+            for p in (pool, other)
+        ]
+        try:
+            await gate.wait_entered()
+            finished, pending = await asyncio.wait(
+                runs, timeout=30, return_when=asyncio.FIRST_COMPLETED
+            )
+            assert (len(finished), len(pending)) == (1, 1), "expected one run to be skipped"
+            assert finished.pop().result() is None  # skipped at once: the lock is taken
+            # mid-computation the lock is still held: a third runner cannot take it
+            assert not await prober.fetchval("SELECT pg_try_advisory_lock($1)", FORECAST_LOCK)
+        finally:
+            await gate.open_and_wait_left()
+            done = await asyncio.wait_for(asyncio.gather(*runs), 30)
     finally:
+        await prober.close()
         await other.close()
-    assert sum(r is None for r in results) == 1
-    (done,) = [r for r in results if r is not None]
+    (completed,) = [r for r in done if r is not None]
     run = await new_run(pool, before)
-    assert (run["run_id"], run["status"]) == (done.run_id, "completed")
+    assert (run["run_id"], run["status"]) == (completed.run_id, "completed")
 
 
 async def test_not_before_skips_a_tick_another_replica_already_ran(pool, deals):
@@ -362,21 +397,20 @@ async def test_a_failure_midway_through_the_snapshots_leaves_none(pool, deals, m
 
 
 async def test_a_cancelled_run_is_marked_failed(pool, deals, monkeypatch):
-    monkeypatch.setattr(fj, "compute_months", slowed(1.0))
+    gate = Gate()
+    monkeypatch.setattr(fj, "compute_months", gate)
     before = await run_ids(pool)
     task = asyncio.create_task(
         run_forecast(pool, as_of=None, kind="scheduled", framework_version=FW)
     )
-    await eventually(lambda: _has_new_run(pool, before), within=10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await assert_failed_without_snapshots(pool, before, "CancelledError")
-    await asyncio.sleep(1.0)  # let the computing thread finish before the next test
-
-
-async def _has_new_run(pool, before) -> bool:
-    return bool((await run_ids(pool)) - before)
+    try:
+        await gate.wait_entered()  # the run is stored as running and is computing
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await assert_failed_without_snapshots(pool, before, "CancelledError")
+    finally:
+        await gate.open_and_wait_left()  # the computing thread is done before the next test
 
 
 async def test_without_deals_the_as_of_must_be_given(services):
@@ -435,25 +469,70 @@ async def test_run_now_publishes_the_forecast(pool, deals, services, forecasts_t
     assert stored == "completed"
 
 
+class SteppedClock:
+    """The scheduler's ``clock`` and ``sleep``: time moves only when the test lets a requested
+    sleep end (``advance``), so no tick depends on the wall clock. A sleep request is also the
+    sign that the scheduler has finished the tick before it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._sleeps: asyncio.Queue[tuple[float, asyncio.Event]] = asyncio.Queue()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake = asyncio.Event()
+        await self._sleeps.put((seconds, wake))
+        await wake.wait()
+
+    async def requested(self) -> tuple[float, asyncio.Event]:
+        """The next sleep the scheduler asks for (it is then waiting in it)."""
+        return await asyncio.wait_for(self._sleeps.get(), 30)
+
+    async def advance(self) -> float:
+        """Let the scheduler's next sleep pass in full; return its length in seconds."""
+        seconds, wake = await self.requested()
+        self.now += timedelta(seconds=seconds)
+        wake.set()
+        return seconds
+
+
 async def test_the_schedule_runs_and_publishes_each_tick(pool, deals, services, forecasts_topic,
                                                           kafka_producer):  # fmt: skip
+    # Far in the future: no run the earlier tests stored (database clock) counts as having
+    # already run one of these ticks (``not_before``).
+    clock = SteppedClock(datetime(2100, 1, 1, 1, 44, 30, tzinfo=UTC))
     scheduler = ForecastScheduler(
-        pool, kafka_producer, topic=forecasts_topic, cron="* * * * * */2", framework_version=FW
-    )  # croniter's optional sixth field: seconds (every 2 s)
+        pool,
+        kafka_producer,
+        topic=forecasts_topic,
+        cron="*/15 * * * *",
+        daily_cron="0 2 * * *",
+        framework_version=FW,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     scheduler.start()
     try:
-
-        async def two_runs() -> bool:
-            return scheduler.runs >= 2
-
-        await eventually(two_runs, within=20)
+        assert await clock.advance() == 30  # until 01:45, a scheduled tick
+        assert await clock.advance() == 900  # until 02:00: both schedules, one daily run
+        seconds, _ = await clock.requested()  # waiting for 02:15: both ticks are done
+        assert seconds == 900
     finally:
         await scheduler.stop()
-    assert scheduler.failures == 0 and scheduler.last_duration_ms is not None
+    assert (scheduler.runs, scheduler.skipped, scheduler.failures) == (2, 0, 0)
+    assert scheduler.last_run_at == datetime(2100, 1, 1, 2, 0, tzinfo=UTC)
+    assert scheduler.next_due == datetime(2100, 1, 1, 2, 15, tzinfo=UTC)
+    assert scheduler.last_duration_ms is not None and scheduler.last_as_of == TODAY
     records = await read_all(services.bootstrap, forecasts_topic)
-    assert len(records) == scheduler.runs
-    kinds = {ForecastPublished.model_validate_json(r.value).kind for r in records}
-    assert kinds == {"scheduled"}
+    published = [ForecastPublished.model_validate_json(r.value) for r in records]
+    assert [f.kind for f in published] == ["scheduled", "daily"]
+    stored = await pool.fetch(
+        "SELECT kind, status FROM forecast_runs WHERE run_id = ANY($1::uuid[])",
+        [f.run_id for f in published],
+    )
+    assert sorted(tuple(r) for r in stored) == [("daily", "completed"), ("scheduled", "completed")]
 
 
 # --------------------------------------------------------------------------- dashboard

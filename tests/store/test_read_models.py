@@ -26,6 +26,7 @@ import pytest
 
 from tests.services import fresh_database
 from worker.forecast.maths import compute_forecast, from_rows
+from worker.store.migrations import discover
 
 pytestmark = pytest.mark.integration
 
@@ -750,7 +751,69 @@ async def test_views_use_their_indexes_on_50k_deals(rm):
 # --- the shared session database ----------------------------------------------------------
 
 
-async def test_read_models_exist_in_the_migrated_session_database(db):
-    assert await db.fetchval("SELECT framework_param('alert_value_threshold')") > 0
+async def columns(pool: asyncpg.Pool, view: str) -> list[tuple[str, str]]:
+    async with pool.acquire() as conn:
+        statement = await conn.prepare(f"SELECT * FROM {view}")
+        return [(a.name, a.type.name) for a in statement.get_attributes()]
+
+
+async def test_read_models_exist_in_the_migrated_session_database(db, rm):
+    """The session database (tests/services.py, shared with the worker tests) has every
+    migration, and read models shaped like the ones checked above that answer for its rows."""
+    applied = await db.fetch("SELECT version, name, checksum FROM schema_migrations")
+    assert sorted(tuple(r) for r in applied) == [
+        (m.version, m.name, m.checksum) for m in discover()
+    ]
+    assert await db.fetchval("SELECT framework_param('alert_value_threshold')") == 5000
     for view in VIEWS:
-        await db.fetch(f"SELECT * FROM {view} LIMIT 1")
+        assert await columns(db, view) == await columns(rm, view), view
+
+    # Deals of this test's own, rolled back: the other rows in the database are unknown, so
+    # only these are looked at. Their events are the newest (the data's now: 2031-01-15).
+    p = uuid.uuid4().hex[:8]
+    now = datetime(2031, 1, 15, 12, 0, tzinfo=UTC)
+    rows = [
+        # deal_id, stage, amount, health_category, expected_close_date, close_date_pushes
+        (f"s-{p}-risk", "proposal", Decimal("5000.00"), "warning", date(2031, 2, 1), 0),
+        (f"s-{p}-small", "proposal", Decimal("4999.99"), "critical", date(2031, 2, 1), 0),
+        (f"s-{p}-fine", "negotiation", Decimal("90000.00"), "healthy", date(2031, 1, 10), 2),
+        (f"s-{p}-won", "closed_won", Decimal("7000.00"), "warning", date(2030, 12, 1), 0),
+    ]
+    async with rolled_back(db) as conn:
+        await conn.executemany(
+            "INSERT INTO deals (deal_id, stage, amount, health_score, health_category, "
+            "close_probability, expected_close_date, close_date_pushes, created_at, "
+            "stage_entered_at, closed_at, last_event_id, last_event_time) "
+            "VALUES ($1, $2, $3, 50, $4, 40, $5, $6, $7, $7, $8, $1 || '-e', $7)",
+            [
+                (
+                    d,
+                    stage,
+                    amount,
+                    category,
+                    due,
+                    pushes,
+                    now,
+                    now if stage == "closed_won" else None,
+                )
+                for d, stage, amount, category, due, pushes in rows
+            ],
+        )
+        assert await conn.fetchval("SELECT data_as_of()") == now
+        at_risk = await conn.fetch(
+            "SELECT deal_id, amount, health_category FROM at_risk_deals WHERE deal_id LIKE $1",
+            f"s-{p}-%",
+        )
+        assert [tuple(r) for r in at_risk] == [(f"s-{p}-risk", Decimal("5000.00"), "warning")]
+        slipped = await conn.fetch(
+            "SELECT as_of, deal_id, overdue, days_overdue, pushed FROM slipped_deals "
+            "WHERE deal_id LIKE $1",
+            f"s-{p}-%",
+        )
+        assert [tuple(r) for r in slipped] == [(date(2031, 1, 15), f"s-{p}-fine", True, 5, True)]
+        won = await conn.fetchrow(
+            "SELECT deal_count, total_value FROM won_deals_summary WHERE month = $1",
+            date(2031, 1, 1),
+        )
+        assert tuple(won) == (1, Decimal("7000.00"))
+    assert not await db.fetchval("SELECT count(*) FROM deals WHERE deal_id LIKE $1", f"s-{p}-%")

@@ -1,5 +1,6 @@
 """The CRM export replay: rules on a tiny synthetic export (always run), facts on the real
-export in ../shared/data/crm or $REVINTEL_CRM_DATA (skipped when absent), and ``replay``."""
+export in ../shared/data/crm or $REVINTEL_CRM_DATA (the ``crm_export_dir`` fixture of
+tests/conftest.py: skipped when absent, failing under CI), and ``replay``."""
 
 from __future__ import annotations
 
@@ -23,11 +24,6 @@ from worker.testdata.crm_export import (
     won_revenue_by_month,
 )
 from worker.testdata.seed import final_states
-
-DATA = crm_data_dir()
-needs_data = pytest.mark.skipif(
-    DATA is None, reason=f"CRM export not found: ../shared/data/crm or ${CRM_DATA_ENV}"
-)
 
 
 def _write(root: Path, name: str, text: str) -> None:
@@ -174,16 +170,12 @@ def _won_by_month_from_events(events) -> dict[str, Decimal]:
 
 
 @pytest.fixture(scope="module")
-def real_events():
-    assert DATA is not None
-    return export_events(DATA)
+def real_events(crm_export_dir: Path):
+    return export_events(crm_export_dir)
 
 
-@needs_data
-@pytest.mark.crm_data
-def test_export_counts_match_source_md():
-    assert DATA is not None
-    opps = load_export(DATA)
+def test_export_counts_match_source_md(crm_export_dir: Path):
+    opps = load_export(crm_export_dir)
     assert len(opps) == 8_800
     assert Counter(o.deal_stage for o in opps) == {
         "Won": 4_238,
@@ -195,8 +187,6 @@ def test_export_counts_match_source_md():
     assert "technolgy" not in {o.sector for o in opps}
 
 
-@needs_data
-@pytest.mark.crm_data
 def test_export_events_counts_and_final_stages(real_events):
     types = Counter(e.type for e in real_events)
     assert types == {
@@ -214,9 +204,7 @@ def test_export_events_counts_and_final_stages(real_events):
     }
 
 
-@needs_data
-@pytest.mark.crm_data
-def test_export_events_are_valid_ordered_unique_and_deterministic(real_events):
+def test_export_events_are_valid_ordered_unique_and_deterministic(crm_export_dir, real_events):
     assert len({e.id for e in real_events}) == len(real_events)
     keys = [(e.time, e.id) for e in real_events]
     assert keys == sorted(keys)
@@ -226,15 +214,11 @@ def test_export_events_are_valid_ordered_unique_and_deterministic(real_events):
         last[e.subject] = e.time
     for e in real_events[::97]:  # round trip through the wire format
         assert DealEventAdapter.validate_json(e.model_dump_json()) == e
-    assert DATA is not None
-    assert export_events(DATA) == real_events
+    assert export_events(crm_export_dir) == real_events
 
 
-@needs_data
-@pytest.mark.crm_data
-def test_won_revenue_per_month_matches_the_csv(real_events):
-    assert DATA is not None
-    expected = won_revenue_by_month(DATA)
+def test_won_revenue_per_month_matches_the_csv(crm_export_dir, real_events):
+    expected = won_revenue_by_month(crm_export_dir)
     assert list(expected) == [f"2017-{m:02d}" for m in range(3, 13)]
     assert _won_by_month_from_events(real_events) == expected
 
@@ -266,10 +250,9 @@ def test_replay_of_a_missing_directory_fails(cli, tmp_path: Path):
     assert "cannot read" in result.output
 
 
-@needs_data
-@pytest.mark.crm_data
-def test_replay_jsonl_to_stdout_with_limit(cli):
-    result = CliRunner().invoke(cli, ["replay", str(DATA), "--jsonl", "-", "--limit", "25"])
+def test_replay_jsonl_to_stdout_with_limit(cli, crm_export_dir: Path):
+    args = ["replay", str(crm_export_dir), "--jsonl", "-", "--limit", "25"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 25

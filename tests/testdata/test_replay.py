@@ -1,5 +1,6 @@
 """The public CRM export replayed through Kafka and the running worker, checked against the
-CSV read independently (not through worker.testdata.crm_export)."""
+CSV read independently (not through worker.testdata.crm_export); and the synthetic seed data
+(which needs no export) through the same path."""
 
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ import pytest
 
 from tests.services import eventually, fresh_database, unique
 from worker.cli.data import publish
-from worker.testdata.crm_export import CRM_DATA_ENV, crm_data_dir, export_events
+from worker.testdata.crm_export import export_events
 
-pytestmark = [pytest.mark.integration, pytest.mark.crm_data]
-DATA = crm_data_dir()
+pytestmark = pytest.mark.integration
 STAGES = {
     "Won": "closed_won",
     "Lost": "closed_lost",
@@ -53,10 +53,12 @@ async def replay_db(services):
         yield url
 
 
-@pytest.mark.skipif(DATA is None, reason=f"CRM export absent (../shared/data/crm, ${CRM_DATA_ENV})")
-async def test_full_replay_lands_every_deal_and_the_won_revenue(replay_db, settings, start_worker):
-    expected, won_per_month = csv_expectations(DATA)
-    events = export_events(DATA)
+@pytest.mark.crm_data  # checked before replay_db is created (tests/conftest.py)
+async def test_full_replay_lands_every_deal_and_the_won_revenue(
+    crm_export_dir, replay_db, settings, start_worker
+):
+    expected, won_per_month = csv_expectations(crm_export_dir)
+    events = export_events(crm_export_dir)
     s = settings.model_copy(update={"database_url": replay_db, "batch_size": 1000})
     worker = await start_worker(s)
     started = time.perf_counter()
