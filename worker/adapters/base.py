@@ -1,4 +1,5 @@
-"""Shared pieces of the vendor adapters: the error, the stage map, parsing and event building.
+"""Shared pieces of the vendor adapters: the error, the stage map, parsing, field mapping and
+event building.
 
 An adapter turns one vendor webhook body (bytes) into zero or more of our deal events, or
 raises :class:`AdapterError` with a reason fit for a dead-letter record. It is pure: no I/O,
@@ -229,12 +230,37 @@ def blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+Converter = Callable[[Any, str], Any]
+"""``convert(value, vendor_name)``: one of the converters above, or one of a vendor's own."""
+FieldTable = Mapping[str, tuple[str, Converter]]
+"""Vendor field name -> (our ``DealFields`` name, converter)."""
+
+
+def map_fields(
+    table: FieldTable, values: Mapping[str, Any], names: Iterable[str]
+) -> dict[str, Any]:
+    """Our ``DealFields`` values of the vendor fields ``names`` of ``values``, converted in that
+    order through ``table`` (a later field mapped to the same one of ours wins). A name the
+    table lacks, a blank value and a value its converter turns into None yield nothing."""
+    fields: dict[str, Any] = {}
+    for name in names:
+        value = values.get(name)
+        if blank(value) or name not in table:
+            continue
+        field, convert = table[name]
+        converted = convert(value, name)
+        if converted is not None:
+            fields[field] = converted
+    return fields
+
+
 # --------------------------------------------------------------------------- building events
 
 
-def describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError, limit: int = 3) -> str:
+    """The first ``limit`` errors of ``exc`` on one line, with a count of the rest."""
     parts = []
-    for err in exc.errors(include_url=False)[:3]:
+    for err in exc.errors(include_url=False)[:limit]:
         where = ".".join(str(p) for p in err["loc"]) or "(root)"
         parts.append(f"{where}: {err['msg']}")
     more = exc.error_count() - len(parts)
@@ -258,6 +284,12 @@ def build(
         )
     except ValidationError as exc:
         raise AdapterError(f"deal.{kind} for {subject}: {describe(exc)}") from exc
+
+
+def deleted(*, id: str, source: str, time: datetime, subject: str) -> DealEvent:
+    """The event of a deal deleted in the CRM: ``deal.closed_lost`` with DELETED_REASON."""
+    data = {"reason": DELETED_REASON}
+    return build(kind="closed_lost", id=id, source=source, time=time, subject=subject, data=data)
 
 
 def change_events(
@@ -323,6 +355,29 @@ def guarded(source: str) -> Callable[[Callable[..., list[DealEvent]]], Any]:
         return wrapper
 
     return decorate
+
+
+def each_item(
+    raw: bytes,
+    stages: StageMap,
+    source: str,
+    item: str,
+    events_of: Callable[[Any, StageMap], list[DealEvent]],
+) -> list[DealEvent]:
+    """The events of a body that is one ``item`` or a JSON array of them, ``events_of`` each
+    in turn. The whole body fails with the first item that fails, its index in the reason."""
+    body = parse_json(raw, source)
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise AdapterError(f"{source} payload is an empty array")
+    events: list[DealEvent] = []
+    for i, one in enumerate(items):
+        try:
+            events.extend(events_of(one, stages))
+        except AdapterError as exc:
+            where = f"{item} [{i}]" if len(items) > 1 else item
+            raise AdapterError(f"{source} {where}: {exc.reason}") from exc
+    return events
 
 
 def sort_by_time(events: Iterable[DealEvent]) -> list[DealEvent]:

@@ -32,21 +32,21 @@ in the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from schemas.deal_events import DealEvent
 from worker.adapters.base import (
-    DELETED_REASON,
     AdapterError,
+    FieldTable,
     StageMap,
     blank,
     build,
     change_events,
+    deleted,
+    each_item,
     guarded,
     ident,
     ms_of,
-    parse_json,
     require,
     sort_by_time,
     text,
@@ -61,7 +61,7 @@ SOURCE_PREFIX = "hubspot"
 
 
 # HubSpot property -> (our field, converter). ``dealstage`` is handled through the stage map.
-PROPERTIES: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+PROPERTIES: FieldTable = {
     "dealname": ("name", text),
     "amount": ("amount", to_amount),
     "closedate": ("expected_close_date", to_date),
@@ -100,7 +100,7 @@ def _one(note: Any, stages: StageMap) -> list[DealEvent]:
     if kind == "deal.creation":
         return [build(kind="created", id=base_id, data={}, **envelope)]
     if kind in DELETION_TYPES:
-        return [build(kind="closed_lost", id=base_id, data={"reason": DELETED_REASON}, **envelope)]
+        return [deleted(id=base_id, **envelope)]
     if kind != "deal.propertyChange":
         raise AdapterError(f"unsupported subscription type {kind!r}")
 
@@ -121,15 +121,4 @@ def _one(note: Any, stages: StageMap) -> list[DealEvent]:
 
 @guarded("hubspot")
 def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
-    body = parse_json(raw, "hubspot")
-    notes = body if isinstance(body, list) else [body]
-    if not notes:
-        raise AdapterError("hubspot payload is an empty array")
-    events: list[DealEvent] = []
-    for i, note in enumerate(notes):
-        try:
-            events.extend(_one(note, stages))
-        except AdapterError as exc:
-            where = f"notification [{i}]" if len(notes) > 1 else "notification"
-            raise AdapterError(f"hubspot {where}: {exc.reason}") from exc
-    return sort_by_time(events)
+    return sort_by_time(each_item(raw, stages, "hubspot", "notification", _one))

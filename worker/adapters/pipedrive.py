@@ -31,19 +31,19 @@ redelivery, ``meta.attempt`` > 1, keeps ``meta.id``). The event time is ``meta.t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from schemas.deal_events import DealEvent, DealStage
 from worker.adapters.base import (
-    DELETED_REASON,
     AdapterError,
+    FieldTable,
     StageMap,
     blank,
-    build,
     change_events,
+    deleted,
     guarded,
     ident,
+    map_fields,
     parse_json,
     require,
     text,
@@ -57,40 +57,31 @@ from worker.adapters.base import (
 SOURCE_PREFIX = "pipedrive"
 
 
-def _org_name(value: Any, what: str) -> str | None:
+def _expanded_name(value: Any, what: str) -> str | None:
+    """The name of an expanded object (``{"id": 5, "name": "Acme"}``); None for a bare id."""
     if isinstance(value, dict) and not blank(value.get("name")):
         return text(value["name"], what)
-    return None  # a bare id
+    return None
 
 
-FIELDS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+def _owner(value: Any, what: str) -> str | None:
+    """An owner id, or the name of an expanded user object (v1 style)."""
+    return _expanded_name(value, what) if isinstance(value, dict) else text(value, what)
+
+
+# Applied in this order, so that owner_name wins over owner_id and org_name over org_id.
+FIELDS: FieldTable = {
     "title": ("name", text),
     "value": ("amount", to_amount),
     "currency": ("currency", to_currency),
     "expected_close_date": ("expected_close_date", to_date),
-    "owner_id": ("owner", text),
-    "owner_name": ("owner", text),  # wins over owner_id (applied after it)
-    "org_id": ("company", _org_name),
+    "owner_id": ("owner", _owner),
+    "owner_name": ("owner", text),
+    "org_id": ("company", _expanded_name),
     "org_name": ("company", text),
     "last_activity_date": ("last_activity_at", to_datetime),
     "done_activities_count": ("interactions", to_count),
 }
-_ORDER = list(FIELDS)
-
-
-def _tracked(deal: dict[str, Any], keys: set[str]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for key in sorted(keys & set(FIELDS), key=_ORDER.index):
-        value = deal.get(key)
-        if key == "owner_id" and isinstance(value, dict):  # expanded user object (v1 style)
-            value = value.get("name")
-        if blank(value):
-            continue
-        field, convert = FIELDS[key]
-        converted = convert(value, key)
-        if converted is not None:
-            fields[field] = converted
-    return fields
 
 
 @guarded("pipedrive")
@@ -116,7 +107,7 @@ def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
         "subject": f"pd-{deal_id}",
     }
     if action == "delete":
-        return [build(kind="closed_lost", data={"reason": DELETED_REASON}, **envelope)]
+        return [deleted(**envelope)]
     if action not in ("create", "change"):
         raise AdapterError(f"unsupported pipedrive action {action!r}")
 
@@ -129,11 +120,11 @@ def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
     else:
         changed = set(previous)
 
-    fields = _tracked(deal, changed)
+    fields = map_fields(FIELDS, deal, [key for key in FIELDS if key in changed])
     status = deal.get("status", "open")
     closure: dict[str, Any] = {}
     if status == "deleted" and "status" in changed:
-        return [build(kind="closed_lost", data={"reason": DELETED_REASON}, **envelope)]
+        return [deleted(**envelope)]
     if status == "won" and (action == "create" or "status" in changed):
         fields["stage"] = DealStage.closed_won
     elif status == "lost" and (action == "create" or "status" in changed):

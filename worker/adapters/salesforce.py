@@ -38,22 +38,22 @@ keep their order and an older change delivered late is stale for the merge.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from schemas.deal_events import DealEvent
+from schemas.deal_events import DealEvent, DealStage
 from worker.adapters.base import (
-    DELETED_REASON,
     AdapterError,
+    FieldTable,
     StageMap,
     blank,
-    build,
     change_events,
+    deleted,
+    each_item,
     guarded,
     ident,
+    map_fields,
     ms_of,
-    parse_json,
     require,
     text,
     to_amount,
@@ -66,7 +66,7 @@ from worker.adapters.base import (
 SOURCE = "salesforce/cdc/Opportunity"
 
 
-FIELDS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+FIELDS: FieldTable = {
     "Name": ("name", text),
     "Amount": ("amount", to_amount),
     "CloseDate": ("expected_close_date", to_date),
@@ -93,17 +93,11 @@ def _unwrap(item: Any) -> tuple[dict[str, Any], Any]:
 
 
 def _fields(payload: dict[str, Any], names: list[str] | None, stages: StageMap) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for name in names if names is not None else list(payload):
-        value = payload.get(name)
-        if blank(value):
-            continue
-        if name == "StageName":
-            fields["stage"] = stages.lookup("salesforce", text(value, name))
-        elif name in FIELDS:
-            field, convert = FIELDS[name]
-            fields[field] = convert(value, name)
-    return fields
+    def stage(value: Any, what: str) -> DealStage:
+        return stages.lookup("salesforce", text(value, what))
+
+    table = {**FIELDS, "StageName": ("stage", stage)}
+    return map_fields(table, payload, list(payload) if names is None else names)
 
 
 def _one(item: Any, stages: StageMap) -> list[DealEvent]:
@@ -156,7 +150,7 @@ def _one(item: Any, stages: StageMap) -> list[DealEvent]:
             "subject": f"sf-{record_id}",
         }
         if change == "DELETE":
-            events.append(build(kind="closed_lost", data={"reason": DELETED_REASON}, **envelope))
+            events.append(deleted(**envelope))
         else:
             created = change == "CREATE"
             events.extend(change_events(created=created, fields=fields, **envelope))
@@ -165,15 +159,4 @@ def _one(item: Any, stages: StageMap) -> list[DealEvent]:
 
 @guarded("salesforce")
 def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
-    body = parse_json(raw, "salesforce")
-    items = body if isinstance(body, list) else [body]
-    if not items:
-        raise AdapterError("salesforce payload is an empty array")
-    events: list[DealEvent] = []
-    for i, item in enumerate(items):
-        try:
-            events.extend(_one(item, stages))
-        except AdapterError as exc:
-            where = f"change event [{i}]" if len(items) > 1 else "change event"
-            raise AdapterError(f"salesforce {where}: {exc.reason}") from exc
-    return events
+    return each_item(raw, stages, "salesforce", "change event", _one)

@@ -79,7 +79,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.deal_events import DealStage
 
-from .framework import ComponentWeights, DealTables
+from .framework import ComponentWeights, Confidence, DealTables
 
 if TYPE_CHECKING:
     from .framework import Framework
@@ -97,7 +97,6 @@ __all__ = [
 ]
 
 HealthCategory = Literal["healthy", "warning", "critical"]
-Confidence = Literal["low", "medium", "high"]
 
 _DAY = 86400.0
 _WON = DealStage.closed_won

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -49,6 +49,7 @@ _MAX_CACHED_INDUSTRY_SPELLINGS = 4096
 Share = Annotated[float, Field(ge=0, le=1)]
 Points = Annotated[float, Field(ge=0, le=100)]
 Days = Annotated[float, Field(ge=0, le=3650)]
+Confidence = Literal["low", "medium", "high"]  # graded by ProbabilityConfidence, ValueConfidence
 
 
 class FrameworkError(ValueError):
@@ -69,6 +70,18 @@ def _check_sum(name: str, values: Mapping[str, float], total: float) -> None:
     if abs(got - total) > _WEIGHT_TOLERANCE:
         parts = ", ".join(f"{k}={v:g}" for k, v in values.items())
         raise ValueError(f"{name} must sum to {total:g}, got {got:g} ({parts})")
+
+
+class _Weights(_Section):
+    """A section whose fields are all weights that must sum to 1; ``label`` names them in the
+    error."""
+
+    label: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> Self:
+        _check_sum(self.label, self.model_dump(), 1.0)
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,16 +123,13 @@ class StagesParams(_Section):
 # --------------------------------------------------------------------------------------------
 
 
-class HealthWeights(_Section):
+class HealthWeights(_Weights):
+    label = "health weights"
+
     velocity: Share = Field(description="Weight of the velocity component (days in stage).")
     engagement: Share = Field(description="Weight of the engagement component (activity).")
     qualification: Share = Field(description="Weight of the qualification component.")
     slippage: Share = Field(description="Weight of the slippage component (close-date moves).")
-
-    @model_validator(mode="after")
-    def _sums_to_one(self) -> HealthWeights:
-        _check_sum("health weights", self.model_dump(), 1.0)
-        return self
 
 
 class HealthCategories(_Section):
@@ -385,16 +395,13 @@ class ValueParams(_Section):
 # --------------------------------------------------------------------------------------------
 
 
-class ChurnWeights(_Section):
+class ChurnWeights(_Weights):
+    label = "churn weights"
+
     usage: Share = Field(description="Weight of usage risk (trends and utilisation).")
     support: Share = Field(description="Weight of support risk (tickets, severity, escalations).")
     financial: Share = Field(description="Weight of financial risk (payments, downgrades).")
     sentiment: Share = Field(description="Weight of sentiment risk (NPS, CSAT).")
-
-    @model_validator(mode="after")
-    def _sums_to_one(self) -> ChurnWeights:
-        _check_sum("churn weights", self.model_dump(), 1.0)
-        return self
 
 
 class ChurnLevels(_Section):
@@ -469,17 +476,14 @@ class ChurnParams(_Section):
 # --------------------------------------------------------------------------------------------
 
 
-class ExpansionWeights(_Section):
+class ExpansionWeights(_Weights):
+    label = "expansion weights"
+
     seat_utilisation: Share = Field(description="Weight of seat utilisation.")
     feature_adoption: Share = Field(description="Weight of feature adoption breadth.")
     plan_headroom: Share = Field(description="Weight of the plan tier's headroom.")
     health: Share = Field(description="Weight of account health.")
     usage_growth: Share = Field(description="Weight of usage growth.")
-
-    @model_validator(mode="after")
-    def _sums_to_one(self) -> ExpansionWeights:
-        _check_sum("expansion weights", self.model_dump(), 1.0)
-        return self
 
 
 class TierParams(_Section):
@@ -534,6 +538,22 @@ class AlertsParams(_Section):
     )
     probability_drop_points: float = Field(
         gt=0, le=100, description="Alert when close probability drops by at least this many points."
+    )
+    churn_risk_threshold: Points = Field(
+        70, description="An account whose churn risk is at or above this is at risk."
+    )
+    renewal_days: Days = Field(
+        60,
+        description="An account renewing within this many days (or overdue) is at risk when its "
+        "churn risk is at or above renewal_churn_min.",
+    )
+    renewal_churn_min: Points = Field(
+        50, description="Lowest churn risk at which a renewal within renewal_days is at risk."
+    )
+    churn_recovery_points: Points = Field(
+        5,
+        description="Hysteresis: an account alert resolves only once churn risk is this many "
+        "points below the line that raised it.",
     )
 
 

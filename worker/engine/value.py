@@ -43,7 +43,7 @@ from pydantic import Field, field_validator
 from schemas.deal_events import DealStage
 
 from ._common import Model, Result, money
-from .framework import BillingCycle, Framework, ValueParams, normalize_key
+from .framework import BillingCycle, Confidence, Framework, ValueParams, normalize_key
 
 __all__ = [
     "DealValueInput",
@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 ExpansionWord = Literal["low", "medium", "high"]
-Confidence = Literal["low", "medium", "high"]
 
 
 class DealValueInput(Model):
