@@ -1,16 +1,18 @@
-"""The at-risk alert published to the alerts topic (key = deal id, header ``alert_id``).
+"""The alerts published to the alerts topic: a deal's (``DealAlert``) or an account's
+(``AccountAlert``), told apart by ``entity`` (parse either with ``AlertAdapter``). Key = the
+deal or account id; headers ``alert_id``, ``kind`` and ``entity``.
 
-``alert_id`` is derived from the deal, the event that caused the alert and its kind, so a
+``alert_id`` is derived from the subject, the event that caused the alert and its kind, so a
 re-processed event yields the same id: consumers dedupe by it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 AlertKind = Literal["at_risk", "escalated", "resolved"]
 AlertLevel = Literal["none", "at_risk", "critical"]
@@ -38,6 +40,9 @@ class AlertCause(BaseModel):
 class DealAlert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    entity: Literal["deal"] = Field(
+        "deal", description="whose alert: a deal's (absent in alerts published before 008)"
+    )
     alert_id: str = Field(description="stable id to dedupe by (UUID)")
     kind: AlertKind = Field(
         description="at_risk: the deal became at risk; escalated: it became critical; "
@@ -60,3 +65,58 @@ class DealAlert(BaseModel):
     caused_by: AlertCause
     occurred_at: datetime = Field(description="the causing event's time")
     framework_version: str
+
+
+class AccountAlertState(BaseModel):
+    """The account's alert level and churn risk before this alert."""
+
+    model_config = ConfigDict(frozen=True)
+
+    level: AlertLevel
+    churn_risk: int | None = None
+    churn_level: str | None = None
+
+
+class AccountAlert(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    entity: Literal["account"] = Field(description="whose alert: an account's")
+    alert_id: str = Field(description="stable id to dedupe by (UUID)")
+    kind: AlertKind = Field(
+        description="at_risk: the account became at risk (churn risk at or above the alert "
+        "line, or a renewal near at high churn risk); escalated: its churn level became "
+        "critical; resolved: churn risk fell back below the line, with some margin"
+    )
+    level: AlertLevel = Field(description="the account's alert level after this alert")
+    account_id: str
+    name: str | None = None
+    owner: str | None = None
+    arr: Decimal | None = Field(None, description="annual recurring revenue")
+    churn_risk: int = Field(description="churn risk 0-100")
+    churn_level: str = Field(description="low, medium, high or critical")
+    renewal_date: date | None = None
+    days_to_renewal: int | None = Field(
+        None, description="days from occurred_at to the renewal (negative: overdue)"
+    )
+    reasons: list[str] = Field(description="why the account is (or no longer is) at risk")
+    drivers: list[str] = Field(description="every churn driver, biggest first")
+    previous: AccountAlertState
+    caused_by: AlertCause
+    occurred_at: datetime = Field(description="the causing event's (or clock tick's) time")
+    framework_version: str
+
+
+def _entity(value: Any) -> str:
+    """The union's tag: ``entity``, "deal" when absent (deal alerts published before it)."""
+    if isinstance(value, dict):
+        return value.get("entity", "deal")
+    return getattr(value, "entity", "deal")
+
+
+Alert = Annotated[
+    Annotated[DealAlert, Tag("deal")] | Annotated[AccountAlert, Tag("account")],
+    Discriminator(_entity),
+]
+"""Any message of the alerts topic, told apart by ``entity``."""
+
+AlertAdapter: TypeAdapter[DealAlert | AccountAlert] = TypeAdapter(Alert)

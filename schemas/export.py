@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from schemas.alerts import DealAlert
+from schemas.alerts import AccountAlert, AlertAdapter, DealAlert
 from schemas.deal_events import DealEvent
 from schemas.forecasts import ForecastPublished
 from schemas.metrics import WorkerMetrics
@@ -15,6 +15,8 @@ from schemas.metrics import WorkerMetrics
 CONTRACTS: dict[str, TypeAdapter] = {
     "deal-event": TypeAdapter(DealEvent),
     "deal-alert": TypeAdapter(DealAlert),
+    "account-alert": TypeAdapter(AccountAlert),
+    "alert": AlertAdapter,  # any message of the alerts topic (by ``entity``)
     "forecast": TypeAdapter(ForecastPublished),
     "worker-metrics": TypeAdapter(WorkerMetrics),
 }

@@ -25,7 +25,7 @@ from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
 
-from schemas.alerts import DealAlert
+from schemas.alerts import Alert
 from schemas.forecasts import ForecastPublished
 from schemas.metrics import WorkerMetrics
 from worker.adapters import load_stage_map
@@ -121,6 +121,7 @@ class Worker:
             topics=(self.settings.account_topic,),
             decode=partial(codec.decode_account, max_bytes=self.settings.max_message_bytes),
             apply=partial(self._apply, projection),
+            after_commit=self._alerts_committed,
         )
 
     def _vendor_family(self) -> EventFamily[NormalisedOutcome]:
@@ -142,7 +143,7 @@ class Worker:
     async def _apply(self, projection: Projection[Any, Any], items: list, dead_letter) -> Any:
         return await apply_batch(self._run().pool, projection, items, dead_letter)
 
-    def _alerts_committed(self, outcome: DealBatchOutcome) -> None:
+    def _alerts_committed(self, outcome: DealBatchOutcome | AccountBatchOutcome) -> None:
         if not outcome.alerts:
             return
         if self.settings.crash_point == "after_commit":
@@ -295,8 +296,9 @@ def create_broker(settings: Settings, consumers: Sequence[BatchConsumer[Any]]) -
     broker.publisher(
         settings.alerts_topic,
         title="alerts",
-        schema=DealAlert,
-        description="At-risk alerts (key = deal id, header alert_id)",
+        schema=Alert,
+        description="At-risk alerts of deals and accounts (key = deal or account id, headers "
+        "alert_id, kind and entity)",
     )
     broker.publisher(
         settings.forecasts_topic,

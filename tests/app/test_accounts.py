@@ -1,4 +1,5 @@
-"""Account events against real Kafka and PostgreSQL: merged, scored, idempotent, dead-lettered.
+"""Account events against real Kafka and PostgreSQL: merged, scored, idempotent, dead-lettered;
+account alerts through the outbox, on events and on clock ticks.
 
 The expected scores are computed here straight from the engine, with inputs written out by hand
 from the events (not through ``worker.domain.account``), and compared with the stored rows.
@@ -15,7 +16,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.account_events import AccountEvent, AccountEventAdapter
-from tests.services import eventually, read_topic, unique
+from schemas.alerts import AccountAlert, AlertAdapter
+from tests.services import eventually, read_all, read_topic, unique
 from worker.engine import (
     ChurnInput,
     ExpansionInput,
@@ -24,6 +26,7 @@ from worker.engine import (
     score_expansion,
 )
 from worker.kafka.consumer import BatchConsumer
+from worker.kafka.ticks import publish_tick
 from worker.settings import Settings, dlq_topic
 
 pytestmark = pytest.mark.integration
@@ -447,3 +450,153 @@ async def test_runs_beside_the_deal_subscriber_in_one_group(settings, producer, 
     finally:
         await broker.stop()
         await worker.stop()
+
+
+# -- account alerts ---------------------------------------------------------------------------
+
+
+def critical_events(account: str, renewal_in_days: int, downgrade: bool) -> list[AccountEvent]:
+    """Healthy usage and one invoice 45 days overdue (churn 49, no renewal known), then on day 5
+    a renewal ``renewal_in_days`` ahead (with a downgrade request: churn 89, critical)."""
+    e = Events(account)
+    renewal = (T0 + timedelta(days=5 + renewal_in_days)).date().isoformat()
+    return [
+        e("created", {"name": "Umbrella", "owner": "Ana", "licensed_seats": 50, "arr": "90000"}, 0),
+        e("usage_reported", {"period_end": "2026-02-22", "active_seats": 40, "logins": 300}, 1),
+        e("usage_reported", {"period_end": "2026-03-01", "active_seats": 40, "logins": 300}, 2),
+        e("nps_submitted", {"score": 7, "csat": 4}, 3),
+        e("payment_failed", {"invoice_id": "I1", "amount": "5000", "days_overdue": 45}, 4),
+        e("renewal_updated", {"renewal_date": renewal, "downgrade_requested": downgrade}, 5),
+    ]
+
+
+async def account_alerts(s: Settings, count: int) -> dict[tuple[str, str], tuple[Any, Any]]:
+    """The alerts topic's records once it holds ``count``, parsed, by (account, kind) (the
+    partitions of the topic are read in no particular order)."""
+    records = await read_topic(s.kafka_bootstrap_servers, s.alerts_topic, count)
+    alerts = [(r, AlertAdapter.validate_json(r.value)) for r in records]
+    by = {(a.account_id, a.kind): (r, a) for r, a in alerts}
+    assert len(by) == len(alerts) == count, [a for _, a in alerts]
+    return by
+
+
+async def test_account_alerts_on_events_and_ticks_through_the_outbox(
+    settings, start_worker, producer, db
+):
+    s = settings
+    await start_worker(s)
+    p = unique("ACC-AL")
+    risky, nearing = f"{p}-risky", f"{p}-nearing"
+    # risky: churn 89 (critical) with the renewal in 40 days; nearing: churn in the 50s (no
+    # downgrade request) with the renewal in 75 days, outside the window
+    risky_events = critical_events(risky, 40, downgrade=True)
+    nearing_events = critical_events(nearing, 75, downgrade=False)
+    await publish(producer, s.account_topic, [*risky_events, *nearing_events])
+
+    ((record, alert),) = (await account_alerts(s, 1)).values()
+    assert isinstance(alert, AccountAlert)
+    assert (alert.kind, alert.level, alert.account_id) == ("at_risk", "critical", risky)
+    assert (alert.churn_risk, alert.churn_level, alert.days_to_renewal) == (89, "critical", 40)
+    assert alert.reasons[:2] == [
+        "Churn risk 89/100 (critical)",
+        "Renewal in 40 days at churn risk 89/100",
+    ]
+    assert alert.reasons[2:] == [d for d in alert.drivers if "Renewal" not in d][:3]
+    assert "Invoice 46 days overdue" in alert.reasons
+    assert alert.caused_by.event_id == risky_events[-1].id
+    assert (alert.previous.level, alert.previous.churn_risk) == ("none", 49)
+    assert (alert.name, alert.owner, alert.arr) == ("Umbrella", "Ana", Decimal(90000))
+    headers = {k: v.decode() for k, v in record.headers}
+    assert record.key == risky.encode()
+    assert headers == {"alert_id": alert.alert_id, "kind": "at_risk", "entity": "account"}
+    outbox = await db.fetch("SELECT * FROM alert_outbox WHERE deal_id LIKE $1 || '%'", p)
+    assert [(r["entity"], r["deal_id"], r["kind"]) for r in outbox] == [
+        ("account", risky, "at_risk")
+    ]
+    expected = score_churn(
+        ChurnInput(
+            logins=[300, 300],
+            active_seats=[40, 40],
+            licensed_seats=50,
+            failed_payments=1,
+            days_overdue=45 + 1,
+            downgrade_requests=1,
+            nps=7,
+            csat=4,
+            days_to_renewal=40,
+        ),
+        FW,
+    )
+    assert expected.score == 89 and list(expected.drivers) == alert.drivers
+    rows = {
+        r["account_id"]: r
+        for r in await db.fetch(
+            "SELECT * FROM accounts WHERE account_id = ANY($1::text[])", [risky, nearing]
+        )
+    }
+    assert rows[risky]["alert_level"] == "critical"
+    # at or above renewal_churn_min, but the renewal (75 days) is outside the 60-day window
+    assert rows[nearing]["alert_level"] == "none" and 50 <= rows[nearing]["churn_risk"] < 70
+
+    # a tick 20 days on: both rescored as of it; the nearing renewal (55 days) raises its alert,
+    # the risky account is still critical and raises nothing
+    at = T0 + timedelta(days=25)
+    await publish_tick(producer, [s.account_topic], at, timedelta(days=1))
+
+    async def ticked() -> bool:
+        n = await db.fetchval(
+            "SELECT count(*) FROM clock WHERE topic = $1 AND last_tick = $2", s.account_topic, at
+        )
+        return n == s.topic_partitions
+
+    await eventually(ticked)
+    after_tick = await account_alerts(s, 2)
+    assert set(after_tick) == {(risky, "at_risk"), (nearing, "at_risk")}
+    assert after_tick[risky, "at_risk"][1] == alert
+    record, ticked_alert = after_tick[nearing, "at_risk"]
+    assert (ticked_alert.kind, ticked_alert.level, ticked_alert.account_id) == (
+        "at_risk",
+        "at_risk",
+        nearing,
+    )
+    assert ticked_alert.caused_by.event_type == "clock.tick" and ticked_alert.occurred_at == at
+    assert ticked_alert.reasons[0] == (
+        f"Renewal in 55 days at churn risk {ticked_alert.churn_risk}/100"
+    )
+    assert record.key == nearing.encode()
+    rows = {
+        r["account_id"]: r
+        for r in await db.fetch(
+            "SELECT * FROM accounts WHERE account_id = ANY($1::text[])", [risky, nearing]
+        )
+    }
+    assert rows[risky]["scored_at"] == rows[nearing]["scored_at"] == at
+    assert rows[risky]["churn_risk"] > 89 and rows[risky]["alert_level"] == "critical"
+    assert rows[nearing]["alert_level"] == "at_risk"
+
+    # recovery: the invoice is paid and the renewal signed for a year, without downgrade
+    e = Events(risky)
+    e.n = len(risky_events)
+    recovery = [
+        e("payment_succeeded", {"invoice_id": "I1"}, 26),
+        e("renewal_updated", {"renewal_date": "2027-04-01", "downgrade_requested": False}, 27),
+    ]
+    await publish(producer, s.account_topic, recovery)
+    record, resolved = (await account_alerts(s, 3))[risky, "resolved"]
+    assert record.key == risky.encode()
+    assert (resolved.kind, resolved.level, resolved.account_id) == ("resolved", "none", risky)
+    assert resolved.previous.level == "critical"
+    assert resolved.churn_risk < 65 and resolved.reasons[0] == (
+        f"Recovered: churn risk {resolved.churn_risk}/100 ({resolved.churn_level})"
+    )
+    assert resolved.caused_by.event_id in {r.id for r in recovery}
+    assert (
+        await db.fetchval("SELECT alert_level FROM accounts WHERE account_id = $1", risky) == "none"
+    )
+    # exactly these three alerts, all published
+    records = await read_all(s.kafka_bootstrap_servers, s.alerts_topic)
+    assert len(records) == 3
+    assert not await db.fetchval(
+        "SELECT count(*) FROM alert_outbox WHERE deal_id LIKE $1 || '%' AND published_at IS NULL",
+        p,
+    )

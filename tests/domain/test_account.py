@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEventAdapter
 from tests.account_factories import FW, T0, created, ev, fold, incoming, raw_event, usage
 from worker.domain.account import MAX_USAGE_PERIODS, apply_account_event, score_account
-from worker.domain.account_batch import apply_account_batch
+from worker.domain.account_alerts import AccountTrack
+from worker.domain.account_batch import StoredAccount, apply_account_batch
 from worker.engine import ChurnInput, ExpansionInput, score_churn
 from worker.engine import score_expansion as engine_score_expansion
 from worker.store.accounts import account_row
@@ -225,7 +226,10 @@ def test_batch_skips_seen_and_repeated_ids_and_stale_events():
 def test_batch_continues_from_the_stored_state():
     stored = fold(created("A"), ev("A", "ticket_opened", {"ticket_id": "T", "severity": "high"}))
     out = apply_account_batch(
-        {"A": stored}, set(), incoming(ev("A", "nps_submitted", {"score": 2}, day=1)), FW
+        {"A": StoredAccount(stored, AccountTrack())},
+        set(),
+        incoming(ev("A", "nps_submitted", {"score": 2}, day=1)),
+        FW,
     )
     assert out.states["A"].open_ticket_count == 1 and out.states["A"].nps == 2
 

@@ -1,18 +1,46 @@
-"""``revintel alerts tail``: an example alert consumer, deduplicating by alert id."""
+"""``revintel alerts tail``: an example alert consumer (deal and account alerts), deduplicating
+by alert id."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from worker.cli.common import console, settings
 
+if TYPE_CHECKING:
+    from schemas.alerts import AccountAlert, DealAlert
+
 alerts_app = typer.Typer(help="Watch the alerts topic.", no_args_is_help=True)
 _COLOURS = {"at_risk": "yellow", "escalated": "red", "resolved": "green"}
+
+
+def describe(alert: DealAlert | AccountAlert) -> str:
+    """One readable line (rich markup) for an alert of either kind."""
+    from rich.markup import escape
+
+    from schemas.alerts import DealAlert
+
+    head = f"[{_COLOURS[alert.kind]}]{alert.kind:>9}[/] {alert.occurred_at:%Y-%m-%d %H:%M} "
+    if isinstance(alert, DealAlert):
+        body = (
+            f"deal {alert.deal_id} {alert.name or ''} ({alert.company or '?'}) "
+            f"{float(alert.value or 0):,.0f} {alert.currency} "
+            f"health {alert.health_score} {alert.health_category}, "
+            f"P(close) {alert.close_probability:.0f}%"
+        )
+    else:
+        arr = "ARR ?" if alert.arr is None else f"ARR {float(alert.arr):,.0f}"
+        renewal = f", renews {alert.renewal_date}" if alert.renewal_date else ""
+        body = (
+            f"account {alert.account_id} {alert.name or ''} ({alert.owner or 'no owner'}) "
+            f"{arr}{renewal}, churn risk {alert.churn_risk} {alert.churn_level}"
+        )
+    return head + escape(f"{body}: {'; '.join(alert.reasons)}")  # names are not markup
 
 
 @alerts_app.command("tail")
@@ -24,10 +52,11 @@ def tail(
         float, typer.Option(help="stop after this many idle seconds (0: never)")
     ] = 0.0,
 ) -> None:
-    """Print alerts as they arrive: an example consumer, deduplicating by alert id."""
+    """Print alerts (of deals and accounts) as they arrive: an example consumer, deduplicating
+    by alert id."""
     from aiokafka import AIOKafkaConsumer
 
-    from schemas.alerts import DealAlert
+    from schemas.alerts import AlertAdapter
 
     current = settings()
 
@@ -49,22 +78,14 @@ def tail(
                     return
                 for record in records:
                     last = time.monotonic()
-                    alert = DealAlert.model_validate_json(record.value)
+                    alert = AlertAdapter.validate_json(record.value)
                     if alert.alert_id in seen:
                         continue  # redelivered: same id, already handled
                     seen.add(alert.alert_id)
                     if json_lines:
                         print(record.value.decode(), flush=True)
                         continue
-                    console.print(
-                        f"[{_COLOURS[alert.kind]}]{alert.kind:>9}[/] "
-                        f"{alert.occurred_at:%Y-%m-%d %H:%M} "
-                        f"{alert.deal_id} {alert.name or ''} ({alert.company or '?'}) "
-                        f"{float(alert.value or 0):,.0f} {alert.currency} "
-                        f"health {alert.health_score} {alert.health_category}, "
-                        f"P(close) {alert.close_probability:.0f}%: {'; '.join(alert.reasons)}",
-                        highlight=False,
-                    )
+                    console.print(describe(alert), highlight=False)
         finally:
             await consumer.stop()
 

@@ -1,27 +1,53 @@
-"""One consumed batch of account events: merge, score after every applied event. Pure: no I/O."""
+"""One consumed batch of account events, or a clock tick's accounts: merge, score after every
+applied event (or as of the tick), alert transitions. Pure: no I/O.
+
+An account is scored after every event applied to it, with "now" = that event's time, and its
+alert level re-evaluated (``worker.domain.account_alerts``), so each transition raises its
+alert even when several events of one account arrive in the same batch. A tick rescores the
+accounts of its partition as of its instant with the same rules; its alerts name the tick's
+event, so a replay raises the same alert ids.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from schemas.account_events import AccountEvent
+from schemas.alerts import AccountAlert, AccountAlertState, AlertCause
+from schemas.clock import ClockTick
 from worker.domain.account import AccountScore, AccountState, apply_account_event, score_account
+from worker.domain.account_alerts import (
+    AccountAlertRules,
+    AccountTrack,
+    AccountTransition,
+    evaluate_account,
+)
+from worker.domain.alerts import alert_id
 from worker.domain.batch import BatchOutcome, Incoming, fold
 from worker.engine import Framework
 
 AccountIncoming = Incoming[AccountEvent]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredAccount:
+    state: AccountState
+    track: AccountTrack
+
+
 @dataclass(slots=True)
 class AccountBatchOutcome(BatchOutcome[AccountEvent]):
     states: dict[str, AccountState] = field(default_factory=dict)  # changed accounts, final
     scores: dict[str, AccountScore] = field(default_factory=dict)
+    tracks: dict[str, AccountTrack] = field(default_factory=dict)
+    alerts: list[AccountAlert] = field(default_factory=list)
     aged: int = 0  # accounts rescored by clock ticks
 
     def summary(self) -> dict[str, int]:
-        return {"accounts": len(self.states), "aged": self.aged}
+        return {"accounts": len(self.states), "aged": self.aged, "alerts": len(self.alerts)}
 
     def event_context(self, item: Incoming[Any]) -> dict[str, Any]:
         score = self.scores.get(item.event.subject)
@@ -32,26 +58,104 @@ class AccountBatchOutcome(BatchOutcome[AccountEvent]):
             "expansion_score": score.expansion.score if score.expansion else None,
         }
 
+    def rescore(
+        self,
+        state: AccountState,
+        track: AccountTrack,
+        cause: Incoming[Any],
+        framework: Framework,
+        now: datetime | None = None,
+    ) -> None:
+        """Score ``state`` as of ``now`` (its last event's time by default), re-evaluate its
+        alert level and record both, with the alert ``cause`` raises, if any."""
+        score = score_account(state, framework, now)
+        churn = score.churn
+        new_track, change = evaluate_account(
+            track,
+            account_alert_rules(framework),
+            churn_risk=churn.score,
+            churn_level=churn.level,
+            days_to_renewal=churn.breakdown.days_to_renewal,
+            drivers=churn.drivers,
+        )
+        alert = build_account_alert(state, score, change, cause) if change else None
+        # nothing below can fail
+        self.states[state.account_id] = state
+        self.scores[state.account_id] = score
+        self.tracks[state.account_id] = new_track
+        if alert:
+            self.alerts.append(alert)
+
+
+def account_alert_rules(framework: Framework) -> AccountAlertRules:
+    a = framework.alerts
+    return AccountAlertRules(
+        churn_threshold=a.churn_risk_threshold,
+        renewal_days=a.renewal_days,
+        renewal_churn_min=a.renewal_churn_min,
+        recovery_points=a.churn_recovery_points,
+    )
+
+
+def build_account_alert(
+    state: AccountState, score: AccountScore, change: AccountTransition, item: Incoming[Any]
+) -> AccountAlert:
+    event, prev, churn = item.event, change.previous, score.churn
+    return AccountAlert(
+        entity="account",
+        alert_id=alert_id(state.account_id, event.id, change.kind),
+        kind=change.kind,
+        level=change.level,
+        account_id=state.account_id,
+        name=state.name,
+        owner=state.owner,
+        arr=state.arr,
+        churn_risk=churn.score,
+        churn_level=churn.level,
+        renewal_date=state.renewal_date,
+        days_to_renewal=churn.breakdown.days_to_renewal,
+        reasons=list(change.reasons),
+        drivers=list(churn.drivers),
+        previous=AccountAlertState(
+            level=prev.level, churn_risk=prev.churn_risk, churn_level=prev.churn_level
+        ),
+        caused_by=AlertCause(event_id=event.id, event_type=event.type, event_time=event.time),
+        occurred_at=event.time,
+        framework_version=score.framework_version,
+    )
+
 
 def apply_account_batch(
-    current: Mapping[str, AccountState],
+    current: Mapping[str, StoredAccount],
     seen_event_ids: Iterable[str],
     incoming: Iterable[AccountIncoming],
     framework: Framework,
 ) -> AccountBatchOutcome:
     """Apply events in record order: skip ids already applied (or earlier in the batch) and
-    stale events, merge, and score after every applied event with "now" = its time."""
+    stale events, merge, score after every applied event with "now" = its time and re-evaluate
+    the alert level."""
     out = AccountBatchOutcome()
 
     def apply_one(item: AccountIncoming) -> bool:
         account_id = item.event.subject
-        before = out.states.get(account_id) or current.get(account_id)
+        stored = current.get(account_id)
+        before = out.states.get(account_id) or (stored.state if stored else None)
+        track = out.tracks.get(account_id) or (stored.track if stored else AccountTrack())
         after = apply_account_event(before, item.event)
         if after is None:
             return False
-        score = score_account(after, framework)
-        out.states[account_id] = after
-        out.scores[account_id] = score
+        out.rescore(after, track, item, framework)
         return True
 
     return fold(out, seen_event_ids, incoming, apply_one)
+
+
+def age_accounts(
+    accounts: Iterable[StoredAccount], tick: Incoming[ClockTick], framework: Framework
+) -> AccountBatchOutcome:
+    """Scores and alert transitions of ``accounts`` as of the tick's instant."""
+    out = AccountBatchOutcome()
+    for account in accounts:
+        out.rescore(account.state, account.track, tick, framework, tick.event.time)
+        out.aged += 1
+    return out

@@ -1,4 +1,5 @@
-"""The ``accounts`` table: lock a batch's accounts, write their new state and scores."""
+"""The ``accounts`` table: lock a batch's accounts (with their alert tracks), write their new
+state, scores and alert levels, and their alerts (to the outbox)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import asyncpg
 from pydantic_core import to_jsonable_python
 
 from schemas.clock import ClockTick
-from worker.domain.account import AccountScore, AccountState, score_account
-from worker.domain.account_batch import AccountBatchOutcome
+from worker.domain.account import AccountScore, AccountState
+from worker.domain.account_alerts import AccountTrack
+from worker.domain.account_batch import AccountBatchOutcome, StoredAccount, age_accounts
 from worker.domain.batch import Incoming
 from worker.engine import Framework
+from worker.store import outbox
 from worker.store.upsert import insert_from_json, rows_json
 
 # Columns of ``accounts`` written from a merged, scored state (all but updated_at).
@@ -60,11 +63,13 @@ SCORE_COLUMNS: dict[str, str] = {
     "framework_version": "text",
     "scored_at": "timestamptz",
 }
+ALERT_COLUMNS: dict[str, str] = {"alert_level": "text"}
 ROUTING_COLUMNS: dict[str, str] = {"source_partition": "integer"}  # ticks there age it
 COLUMNS: dict[str, str] = {
     **STATE_COLUMNS,
     **DERIVED_COLUMNS,
     **SCORE_COLUMNS,
+    **ALERT_COLUMNS,
     **ROUTING_COLUMNS,
 }
 assert set(STATE_COLUMNS) == set(AccountState.model_fields), "accounts columns out of step"
@@ -76,10 +81,13 @@ UPSERT_ACCOUNTS = insert_from_json(
     update=[c for c in COLUMNS if c not in ("account_id", "created_at")],
     keep_if_null=ROUTING_COLUMNS,
 )
+# what a batch or a tick loads: the state and the alert track (level, last churn scored)
+_LOAD_COLUMNS = ", ".join([*STATE_COLUMNS, *ALERT_COLUMNS, "churn_risk", "churn_level"])
 LOCK_ACCOUNTS = (
-    f"SELECT {', '.join(STATE_COLUMNS)} FROM accounts WHERE account_id = ANY($1::text[]) "
+    f"SELECT {_LOAD_COLUMNS} FROM accounts WHERE account_id = ANY($1::text[]) "
     "ORDER BY account_id FOR UPDATE"
 )
+NO_ALERT = AccountTrack()
 _JSON_COLUMNS = ("usage_history", "open_tickets", "failed_invoices")
 
 
@@ -94,18 +102,29 @@ def state_from_row(row: Mapping[str, Any]) -> AccountState:
     return AccountState.model_validate(data)
 
 
-async def lock(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, AccountState]:
-    """Current state of these accounts, row-locked until the transaction ends."""
+def stored_from_row(row: Mapping[str, Any]) -> StoredAccount:
+    """A stored account's state and alert track."""
+    track = AccountTrack(row["alert_level"], row["churn_risk"], row["churn_level"])
+    return StoredAccount(state_from_row(row), track)
+
+
+async def lock(conn: asyncpg.Connection, account_ids: Sequence[str]) -> dict[str, StoredAccount]:
+    """Current state and alert track of these accounts, row-locked until the transaction
+    ends."""
     rows = await conn.fetch(LOCK_ACCOUNTS, list(account_ids))
-    return {r["account_id"]: state_from_row(r) for r in rows}
+    return {r["account_id"]: stored_from_row(r) for r in rows}
 
 
 def account_row(
-    state: AccountState, score: AccountScore, partition: int | None = None
+    state: AccountState,
+    score: AccountScore,
+    partition: int | None = None,
+    track: AccountTrack = NO_ALERT,
 ) -> dict[str, Any]:
-    """The ``accounts`` row of a scored state."""
+    """The ``accounts`` row of a scored state with its alert level."""
     row = state.model_dump(mode="json")
     row["source_partition"] = partition
+    row["alert_level"] = track.level
     latest = state.latest_usage
     churn, expansion = score.churn, score.expansion
     row.update(
@@ -134,18 +153,21 @@ def account_row(
 
 
 async def write(conn: asyncpg.Connection, outcome: AccountBatchOutcome) -> None:
-    """Everything an account batch changes, in the caller's transaction."""
+    """Everything an account batch changes, in the caller's transaction: the accounts and
+    their alerts (to the outbox)."""
     if outcome.states:
         rows = (
-            account_row(s, outcome.scores[a], outcome.partitions.get(a))
+            account_row(s, outcome.scores[a], outcome.partitions.get(a), outcome.tracks[a])
             for a, s in outcome.states.items()
         )
         await conn.execute(UPSERT_ACCOUNTS, rows_json(rows))
+    if outcome.alerts:
+        await outbox.insert(conn, outcome.alerts)
 
 
 AGE_PAGE = 2000  # accounts per transaction when a tick ages a partition
 _AGING = (
-    f"SELECT {', '.join(STATE_COLUMNS)}, scored_at FROM accounts "
+    f"SELECT {_LOAD_COLUMNS}, scored_at FROM accounts "
     "WHERE source_partition = $1 AND account_id > $2 ORDER BY account_id LIMIT $3 FOR UPDATE"
 )
 
@@ -153,8 +175,9 @@ _AGING = (
 async def age(
     pool: asyncpg.Pool, partition: int, tick: Incoming[ClockTick], framework: Framework
 ) -> AccountBatchOutcome:
-    """Rescore the accounts of ``partition`` as of the tick, a page per transaction (accounts
-    already scored at or after it keep their scores)."""
+    """Rescore the accounts of ``partition`` as of the tick and raise their alert transitions,
+    a page per transaction (accounts already scored at or after it keep their scores and
+    levels: a page redone after a crash, or an event newer than the tick)."""
     out = AccountBatchOutcome()
     now, after = tick.event.time, ""
     while True:
@@ -162,12 +185,11 @@ async def age(
             rows = await conn.fetch(_AGING, partition, after, AGE_PAGE)
             if not rows:
                 return out
-            page = AccountBatchOutcome()
-            for r in rows:
-                if r["scored_at"] is None or r["scored_at"] < now:
-                    state = state_from_row(r)
-                    page.states[state.account_id] = state
-                    page.scores[state.account_id] = score_account(state, framework, now)
+            due = [
+                stored_from_row(r) for r in rows if r["scored_at"] is None or r["scored_at"] < now
+            ]
+            page = age_accounts(due, tick, framework)
             await write(conn, page)
-        out.aged += len(page.states)
+        out.alerts.extend(page.alerts)  # not the scores: a tick may age many accounts
+        out.aged += page.aged
         after = rows[-1]["account_id"]

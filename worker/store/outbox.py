@@ -1,5 +1,7 @@
-"""The ``alert_outbox`` table: alerts are written in the transaction that changes the deal,
-and published from here by the relay (``worker.tasks.outbox_relay``)."""
+"""The ``alert_outbox`` table: alerts (a deal's or an account's) are written in the transaction
+that changes their subject, and published from here by the relay (``worker.tasks.outbox_relay``).
+The ``deal_id`` column holds the subject's id (the deal's or the account's; ``entity`` says
+which), the key the alert is published with."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from schemas.alerts import DealAlert
+from schemas.alerts import AccountAlert, DealAlert
 from worker.store.upsert import insert_from_json, rows_json
 
 RELAY_LOCK = 0x7265_7661_6C72  # advisory lock key: one publishing relay at a time
@@ -17,6 +19,7 @@ INSERT = insert_from_json(
     {
         "alert_id": "uuid",
         "deal_id": "text",
+        "entity": "text",
         "kind": "text",
         "payload": "jsonb",
         "occurred_at": "timestamptz",
@@ -24,7 +27,7 @@ INSERT = insert_from_json(
     conflict=("alert_id",),
 )
 PENDING = """
-SELECT seq, alert_id, deal_id, kind, payload::text AS payload
+SELECT seq, alert_id, deal_id, entity, kind, payload::text AS payload
 FROM alert_outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1
 """
 MARK_PUBLISHED = """
@@ -33,13 +36,19 @@ WHERE seq = ANY($1::bigint[])
 """
 
 
-async def insert(conn: asyncpg.Connection, alerts: Sequence[DealAlert]) -> None:
+def subject_id(alert: DealAlert | AccountAlert) -> str:
+    """The id of the deal or account the alert is about."""
+    return alert.deal_id if isinstance(alert, DealAlert) else alert.account_id
+
+
+async def insert(conn: asyncpg.Connection, alerts: Sequence[DealAlert | AccountAlert]) -> None:
     await conn.execute(
         INSERT,
         rows_json(
             {
                 "alert_id": a.alert_id,
-                "deal_id": a.deal_id,
+                "deal_id": subject_id(a),
+                "entity": a.entity,
                 "kind": a.kind,
                 "payload": a.model_dump(mode="json"),
                 "occurred_at": a.occurred_at,

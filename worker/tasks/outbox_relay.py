@@ -1,9 +1,11 @@
 """Publishes pending alert outbox rows to the alerts topic, in order, then marks them sent.
 
 One relay publishes at a time across replicas (a transaction-scoped advisory lock), so a deal's
-alerts reach Kafka in the order they were written. The producer is idempotent with acks=all;
-rows are marked only after the broker acknowledged them. A crash after the publish and before
-the mark republishes those alerts with the same ``alert_id`` (consumers dedupe by it).
+or an account's alerts reach Kafka in the order they were written. Key = the deal or account id;
+headers ``alert_id``, ``kind`` and ``entity`` ("deal" or "account"). The producer is idempotent
+with acks=all; rows are marked only after the broker acknowledged them. A crash after the
+publish and before the mark republishes those alerts with the same ``alert_id`` (consumers
+dedupe by it).
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ class OutboxRelay(BackgroundTask):
                     (
                         r["deal_id"].encode(),
                         r["payload"].encode(),
-                        [("alert_id", str(r["alert_id"]).encode()), ("kind", r["kind"].encode())],
+                        [
+                            ("alert_id", str(r["alert_id"]).encode()),
+                            ("kind", r["kind"].encode()),
+                            ("entity", r["entity"].encode()),
+                        ],
                     )
                     for r in rows
                 ],
@@ -80,7 +86,7 @@ class OutboxRelay(BackgroundTask):
             self.log.info(
                 "alert_published",
                 alert_id=str(r["alert_id"]),
-                deal_id=r["deal_id"],
+                **{f"{r['entity']}_id": r["deal_id"]},  # deal_id or account_id
                 kind=r["kind"],
                 level=json.loads(r["payload"])["level"],
             )
