@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from schemas.clock import ClockTick
 from schemas.deal_events import DealStage
@@ -18,7 +19,7 @@ from worker.domain.deal import DealState
 from worker.domain.deal_batch import DealBatchOutcome, StoredDeal
 from worker.engine import DealFacts, DealScore, DealValuePrediction, Framework
 from worker.store import outbox
-from worker.store.upsert import insert_from_json, rows_json, update_from_json
+from worker.store.upsert import insert_from_json, rows_json, update_by_copy
 
 # Columns of ``deals`` written from a merged, scored state (all but updated_at).
 STATE_COLUMNS: dict[str, str] = {
@@ -225,17 +226,12 @@ ORDER BY deal_id LIMIT $3 FOR UPDATE
 """
 _AGED_COLUMNS = {"deal_id": "text", **SCORE_COLUMNS, **ALERT_COLUMNS}
 _AGED_COLUMNS.pop("predicted_amount")
-UPDATE_AGED = update_from_json(
-    "deals",
-    "deal_id",
-    _AGED_COLUMNS,
-    {
-        **{c: f"r.{c}" for c in _AGED_COLUMNS if c not in ("deal_id", "score_details")},
-        # a prediction of the value (deals without amount) does not age: keep it
-        "score_details": "r.score_details || jsonb_strip_nulls("
-        "jsonb_build_object('value', t.score_details -> 'value'))",
-    },
-)
+_AGED_ASSIGN = {
+    **{c: f"r.{c}" for c in _AGED_COLUMNS if c not in ("deal_id", "score_details")},
+    # a prediction of the value (deals without amount) does not age: keep it
+    "score_details": "r.score_details || jsonb_strip_nulls("
+    "jsonb_build_object('value', t.score_details -> 'value'))",
+}
 SNAPSHOT_COLUMNS = (
     "deal_id, name, company, owner, industry, amount, predicted_amount, currency, stage, "
     "expected_close_date, lead_score, interactions, objections_handled, has_champion, "
@@ -292,6 +288,17 @@ def aging_deal(r: asyncpg.Record) -> AgingDeal:
     )
 
 
+def _aged_record(
+    deal_id: str, score: DealScore, track: AlertTrack, now: datetime
+) -> tuple[Any, ...]:
+    """A deal's new score and alert columns, in ``_AGED_COLUMNS`` order (jsonb as text)."""
+    columns = {"deal_id": deal_id, **score_columns(score, track, now)}
+    return tuple(
+        to_json(columns[c]).decode() if t == "jsonb" else columns[c]
+        for c, t in _AGED_COLUMNS.items()
+    )
+
+
 async def age(
     pool: asyncpg.Pool, partition: int, tick: Incoming[ClockTick], framework: Framework
 ) -> DealBatchOutcome:
@@ -308,13 +315,10 @@ async def age(
             due = [aging_deal(r) for r in rows if r["scored_at"] is None or r["scored_at"] < now]
             page = age_deals(due, tick, framework)
             if page.scores:
-                await conn.execute(
-                    UPDATE_AGED,
-                    rows_json(
-                        {"deal_id": d, **score_columns(s, page.tracks[d], now)}
-                        for d, s in page.scores.items()
-                    ),
-                )
+                records = [
+                    _aged_record(d, score, page.tracks[d], now) for d, score in page.scores.items()
+                ]
+                await update_by_copy(conn, "deals", "deal_id", _AGED_COLUMNS, records, _AGED_ASSIGN)
             if page.alerts:
                 await outbox.insert(conn, page.alerts)
             await conn.execute(SNAPSHOT, [r["deal_id"] for r in rows], now)

@@ -4,9 +4,10 @@ of the batch: no per-row round trips."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from pydantic_core import to_json
 
 
@@ -50,15 +51,21 @@ def rows_json(rows: Iterable[Mapping[str, Any]]) -> str:
     return to_json(list(rows)).decode()
 
 
-def update_from_json(
-    table: str, key: str, columns: Mapping[str, str], assign: Mapping[str, str]
-) -> str:
-    """``UPDATE table SET ... FROM jsonb_to_recordset($1)`` matching rows on ``key``:
-    ``assign`` maps a column to its new value's SQL (``r.<column>`` is the row's value)."""
-    recordset = ", ".join(f"{c} {t}" for c, t in columns.items())
-    sets = ",\n    ".join(f"{c} = {expr}" for c, expr in assign.items())
-    return (
-        f"UPDATE {table} AS t SET\n    {sets}\n"
-        f"FROM jsonb_to_recordset($1::jsonb) AS r({recordset})\n"
-        f"WHERE t.{key} = r.{key}\n"
-    )
+async def update_by_copy(
+    conn: asyncpg.Connection,
+    table: str,
+    key: str,
+    columns: Mapping[str, str],
+    records: Sequence[tuple[Any, ...]],
+    assign: Mapping[str, str],
+) -> None:
+    """``UPDATE table`` from ``records`` (tuples in ``columns`` order) matched on ``key``: the
+    records are COPYed (binary) into a session temp table, then merged in one statement.
+    ``assign`` maps a column to its new value's SQL (``r.<column>`` is the record's,
+    ``t.<column>`` the row's). For large pages: COPY beats a JSON parameter by far."""
+    temp = f"_update_{table}"
+    spec = ", ".join(f"{c} {t}" for c, t in columns.items())
+    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} ({spec}) ON COMMIT DELETE ROWS")
+    await conn.copy_records_to_table(temp, records=records, columns=list(columns))
+    sets = ", ".join(f"{c} = {expr}" for c, expr in assign.items())
+    await conn.execute(f"UPDATE {table} AS t SET {sets} FROM {temp} AS r WHERE t.{key} = r.{key}")
