@@ -91,35 +91,35 @@ class Worker:
     # -- the event families --------------------------------------------------------------
 
     def _deal_family(self) -> EventFamily[DealBatchOutcome]:
-        s, fw = self.settings, self.framework
-        projection = Projection(
-            lock=deals.lock,
-            fold=partial(apply_deal_batch, framework=fw),
-            write=deals.write,
-            age=partial(deals.age, framework=fw),
-        )
-        return EventFamily(
-            name="deal",
-            subject="deal_id",
-            topics=(s.deal_topic,),
-            decode=partial(codec.decode_deal, max_bytes=s.max_message_bytes, stages=self.stages),
-            apply=partial(self._apply, projection),
-            after_commit=self._alerts_committed,
-        )
+        s = self.settings
+        decode = partial(codec.decode_deal, max_bytes=s.max_message_bytes, stages=self.stages)
+        return self._projected("deal", "deal_id", s.deal_topic, decode, deals, apply_deal_batch)
 
     def _account_family(self) -> EventFamily[AccountBatchOutcome]:
+        s = self.settings
+        decode = partial(codec.decode_account, max_bytes=s.max_message_bytes)
+        return self._projected(
+            "account", "account_id", s.account_topic, decode, accounts, apply_account_batch
+        )
+
+    def _projected(
+        self, name: str, subject: str, topic: str, decode: Any, table: Any, fold: Any
+    ) -> EventFamily[Any]:
+        """A family projected into a table by one of the ``worker.store`` modules (its
+        ``lock``, ``write`` and ``age``) with its pure fold; ticks age it; alerts wake the
+        relay."""
         fw = self.framework
         projection = Projection(
-            lock=accounts.lock,
-            fold=partial(apply_account_batch, framework=fw),
-            write=accounts.write,
-            age=partial(accounts.age, framework=fw),
+            lock=table.lock,
+            fold=partial(fold, framework=fw),
+            write=table.write,
+            age=partial(table.age, framework=fw),
         )
         return EventFamily(
-            name="account",
-            subject="account_id",
-            topics=(self.settings.account_topic,),
-            decode=partial(codec.decode_account, max_bytes=self.settings.max_message_bytes),
+            name=name,
+            subject=subject,
+            topics=(topic,),
+            decode=decode,
             apply=partial(self._apply, projection),
             after_commit=self._alerts_committed,
         )

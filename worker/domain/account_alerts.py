@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.alerts import AlertKind, AlertLevel
+from worker.domain.alerts import transition_kind
 
 TOP_DRIVERS = 3  # churn drivers repeated in an alert's reasons (all are in its ``drivers``)
 
@@ -88,13 +89,8 @@ def evaluate_account(
     else:
         level = "none"
 
-    kind: AlertKind | None = None
-    if not raised and level != "none":
-        kind = "at_risk"
-    elif track.level == "at_risk" and level == "critical":
-        kind = "escalated"
-    elif raised and level == "none":
-        kind = "resolved"
+    kind = transition_kind(track.level, level)
+    if kind == "resolved":
         reasons = [f"Recovered: churn risk {churn} ({churn_level})"]
         if days_to_renewal is not None:
             reasons.append(renewal_phrase(days_to_renewal))

@@ -52,6 +52,18 @@ class Transition:
     reasons: tuple[str, ...]
 
 
+def transition_kind(before: AlertLevel, after: AlertLevel) -> AlertKind | None:
+    """The alert a change of level raises: none -> at risk (or critical) is ``at_risk``,
+    at_risk -> critical ``escalated``, at risk -> none ``resolved``; anything else nothing."""
+    if before == "none" and after != "none":
+        return "at_risk"
+    if before == "at_risk" and after == "critical":
+        return "escalated"
+    if before != "none" and after == "none":
+        return "resolved"
+    return None
+
+
 def alert_id(deal_id: str, event_id: str, kind: str) -> str:
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{deal_id}\x1f{event_id}\x1f{kind}"))
 
@@ -90,17 +102,13 @@ def evaluate(
     else:
         level = "none"
 
-    kind: AlertKind | None = None
-    if track.level == "none" and level != "none":
-        kind = "at_risk"
+    kind = transition_kind(track.level, level)
+    if kind == "at_risk":
         reasons.append(
             f"Value {float(value or 0):,.0f} {currency} is at or above the "
             f"{rules.value_threshold:,.0f} alert threshold"
         )
-    elif track.level == "at_risk" and level == "critical":
-        kind = "escalated"
-    elif track.level != "none" and level == "none":
-        kind = "resolved"
+    elif kind == "resolved":
         if closed:
             reasons = [f"Deal {'won' if stage is DealStage.closed_won else 'lost'}"]
         elif not big:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from schemas.alerts import AlertCause, AlertState, DealAlert
 from schemas.deal_events import DealEvent, DealStage
@@ -101,8 +101,11 @@ def alert_rules(framework: Framework) -> AlertRules:
     )
 
 
-class AlertSubject(Protocol):
-    """What an alert says about its deal (a merged state, or an open deal a tick ages)."""
+@dataclass(frozen=True, slots=True)
+class AgingDeal:
+    """An open deal as a clock tick sees it: what the engine scores, what an alert names, and
+    the alert track to evaluate transitions against (no pydantic model per deal: a tick may
+    age a million)."""
 
     deal_id: str
     name: str | None
@@ -111,10 +114,33 @@ class AlertSubject(Protocol):
     amount: Decimal | None
     currency: str
     stage: DealStage
+    facts: DealFacts
+    track: AlertTrack
+
+
+def reassess(
+    track: AlertTrack,
+    rules: AlertRules,
+    deal: DealState | AgingDeal,
+    score: DealScore,
+    cause: Incoming[Any],
+) -> tuple[AlertTrack, DealAlert | None]:
+    """The deal's alert track after a scoring, and the alert that ``cause`` raised, if any."""
+    new_track, change = evaluate(
+        track,
+        rules,
+        stage=deal.stage,
+        value=deal.amount,
+        currency=deal.currency,
+        health_score=score.health.score,
+        health_category=score.health.category,
+        probability=score.probability.probability,
+    )
+    return new_track, build_alert(deal, score, change, cause) if change else None
 
 
 def build_alert(
-    state: AlertSubject, score: DealScore, change: Transition, item: Incoming[Any]
+    state: DealState | AgingDeal, score: DealScore, change: Transition, item: Incoming[Any]
 ) -> DealAlert:
     event = item.event
     prev = change.previous
@@ -166,17 +192,7 @@ def apply_deal_batch(
         if after is None:
             return False
         score = score_deal(facts_of(after), after.last_event_time, framework)
-        new_track, change = evaluate(
-            track,
-            rules,
-            stage=after.stage,
-            value=after.amount,
-            currency=after.currency,
-            health_score=score.health.score,
-            health_category=score.health.category,
-            probability=score.probability.probability,
-        )
-        alert = build_alert(after, score, change, item) if change else None
+        new_track, alert = reassess(track, rules, after, score, item)
         # nothing below can fail: the event is applied
         if before is None or after.stage != before.stage:
             out.stints.append(Stint(deal_id, after.stage.value, after.stage_entered_at))

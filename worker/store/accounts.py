@@ -17,6 +17,7 @@ from worker.domain.account_batch import AccountBatchOutcome, StoredAccount, age_
 from worker.domain.batch import Incoming
 from worker.engine import Framework
 from worker.store import outbox
+from worker.store.clock import due_pages
 from worker.store.upsert import insert_from_json, rows_json
 
 # Columns of ``accounts`` written from a merged, scored state (all but updated_at).
@@ -179,17 +180,10 @@ async def age(
     a page per transaction (accounts already scored at or after it keep their scores and
     levels: a page redone after a crash, or an event newer than the tick)."""
     out = AccountBatchOutcome()
-    now, after = tick.event.time, ""
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_AGING, partition, after, AGE_PAGE)
-            if not rows:
-                return out
-            due = [
-                stored_from_row(r) for r in rows if r["scored_at"] is None or r["scored_at"] < now
-            ]
-            page = age_accounts(due, tick, framework)
-            await write(conn, page)
+    now = tick.event.time
+    async for conn, due, _ in due_pages(pool, _AGING, partition, "account_id", AGE_PAGE, now):
+        page = age_accounts([stored_from_row(r) for r in due], tick, framework)
+        await write(conn, page)
         out.alerts.extend(page.alerts)  # not the scores: a tick may age many accounts
         out.aged += page.aged
-        after = rows[-1]["account_id"]
+    return out

@@ -8,7 +8,7 @@ and alert ids), and one last transaction records the tick as the partition's las
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -20,6 +20,25 @@ from worker.store import events
 
 Out = TypeVar("Out", bound=BatchOutcome[Any])
 Age = Callable[[asyncpg.Pool, int, Incoming[ClockTick]], Awaitable[Out]]
+
+
+async def due_pages(
+    pool: asyncpg.Pool, sql: str, partition: int, key: str, page_size: int, now: datetime
+) -> AsyncIterator[tuple[asyncpg.Connection, list[asyncpg.Record], list[asyncpg.Record]]]:
+    """The rows of ``partition`` a tick at ``now`` ages, a page per transaction: yields the
+    transaction's connection, the rows due (not yet scored at or after ``now``: a page redone
+    after a crash, or an event newer than the tick, keeps its scores) and the whole page.
+    ``sql`` takes (partition, after key, limit) and returns ``key`` and ``scored_at``."""
+    after = ""
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(sql, partition, after, page_size)
+            if not rows:
+                return
+            due = [r for r in rows if r["scored_at"] is None or r["scored_at"] < now]
+            yield conn, due, rows
+        after = rows[-1][key]
+
 
 RECORD_TICK = """
 INSERT INTO clock (topic, partition, last_tick, tick_id) VALUES ($1, $2, $3, $4)

@@ -19,6 +19,7 @@ from worker.domain.deal import DealState
 from worker.domain.deal_batch import DealBatchOutcome, StoredDeal
 from worker.engine import DealFacts, DealScore, DealValuePrediction, Framework
 from worker.store import outbox
+from worker.store.clock import due_pages
 from worker.store.upsert import insert_from_json, rows_json, update_by_copy
 
 # Columns of ``deals`` written from a merged, scored state (all but updated_at).
@@ -96,17 +97,21 @@ def _optional_float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _stored(record: asyncpg.Record) -> StoredDeal:
-    data = {c: record[c] for c in STATE_COLUMNS}
-    data["competitors"] = tuple(data["competitors"] or ())
-    track = AlertTrack(
+def _track(record: asyncpg.Record) -> AlertTrack:
+    """The alert track stored on a deal's row."""
+    return AlertTrack(
         level=record["alert_level"],
         ref_probability=_optional_float(record["alert_ref_probability"]),
         health_score=record["health_score"],
         health_category=record["health_category"],
         close_probability=_optional_float(record["close_probability"]),
     )
-    return StoredDeal(DealState.model_validate(data), track)
+
+
+def _stored(record: asyncpg.Record) -> StoredDeal:
+    data = {c: record[c] for c in STATE_COLUMNS}
+    data["competitors"] = tuple(data["competitors"] or ())
+    return StoredDeal(DealState.model_validate(data), _track(record))
 
 
 async def lock(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, StoredDeal]:
@@ -278,13 +283,7 @@ def aging_deal(r: asyncpg.Record) -> AgingDeal:
             expected_close_date=r["expected_close_date"],
             close_date_pushes=r["close_date_pushes"],
         ),
-        track=AlertTrack(
-            level=r["alert_level"],
-            ref_probability=_optional_float(r["alert_ref_probability"]),
-            health_score=r["health_score"],
-            health_category=r["health_category"],
-            close_probability=_optional_float(r["close_probability"]),
-        ),
+        track=_track(r),
     )
 
 
@@ -306,22 +305,17 @@ async def age(
     and snapshot them, a page per transaction. Deals already scored at or after the tick (a
     page redone after a crash, or an event newer than the tick) keep their scores."""
     out = DealBatchOutcome()
-    now, after = tick.event.time, ""
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_AGING, partition, after, AGE_PAGE)
-            if not rows:
-                return out
-            due = [aging_deal(r) for r in rows if r["scored_at"] is None or r["scored_at"] < now]
-            page = age_deals(due, tick, framework)
-            if page.scores:
-                records = [
-                    _aged_record(d, score, page.tracks[d], now) for d, score in page.scores.items()
-                ]
-                await update_by_copy(conn, "deals", "deal_id", _AGED_COLUMNS, records, _AGED_ASSIGN)
-            if page.alerts:
-                await outbox.insert(conn, page.alerts)
-            await conn.execute(SNAPSHOT, [r["deal_id"] for r in rows], now)
+    now = tick.event.time
+    async for conn, due, rows in due_pages(pool, _AGING, partition, "deal_id", AGE_PAGE, now):
+        page = age_deals([aging_deal(r) for r in due], tick, framework)
+        if page.scores:
+            records = [
+                _aged_record(d, score, page.tracks[d], now) for d, score in page.scores.items()
+            ]
+            await update_by_copy(conn, "deals", "deal_id", _AGED_COLUMNS, records, _AGED_ASSIGN)
+        if page.alerts:
+            await outbox.insert(conn, page.alerts)
+        await conn.execute(SNAPSHOT, [r["deal_id"] for r in rows], now)
         out.alerts.extend(page.alerts)  # not the scores: a tick may age a million deals
         out.aged += page.aged
-        after = rows[-1]["deal_id"]
+    return out
