@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 
 from tests.services import fresh_database
-from worker.forecast.maths import compute_forecast, from_rows
+from worker.forecast.runs import compute_months
 from worker.store.migrations import discover
 
 pytestmark = pytest.mark.integration
@@ -326,70 +326,127 @@ async def test_pipeline_summary_at_an_explicit_as_of(rm, deals):
 # --- revenue_forecast_monthly -------------------------------------------------------------
 
 
-def expected_forecast(deals: list[Deal], as_of: date) -> dict[date, dict]:
-    out: dict[date, dict] = defaultdict(
-        lambda: {
-            "n": 0,
-            "pipeline": Decimal(0),
-            "weighted": Decimal(0),
-            "late": 0,
-            "late_pipeline": Decimal(0),
-        }
+HALF_LIFE_DAYS = 30  # framework_param('overdue_half_life_days') as migrated
+
+
+def expected_forecast(
+    deals: list[Deal], as_of: date, half_life: float = HALF_LIFE_DAYS
+) -> dict[tuple[str, date | None], dict]:
+    """The rows of forecast_monthly(as_of), keyed (line, month), in their order: one 'overdue'
+    row (month NULL) for the open deals due before as_of (by day), each weighted value decayed
+    by 0.5 ** (days overdue / half_life), first; then one 'month' row per calendar month of
+    the deals due from as_of on (no folding)."""
+    out: dict[tuple[str, date | None], dict] = defaultdict(
+        lambda: {"n": 0, "pipeline": Decimal(0), "weighted": Decimal(0)}
     )
     for d in deals:
         if not d.is_open or d.expected_close_date is None:
             continue
-        late = month_of(d.expected_close_date) < month_of(as_of)
-        m = out[month_of(as_of) if late else month_of(d.expected_close_date)]
-        m["n"] += 1
-        m["pipeline"] += d.amount or 0
-        m["weighted"] += weighted(d)
-        m["late"] += late
-        m["late_pipeline"] += (d.amount or 0) if late else 0
-    return dict(sorted(out.items()))
+        late = (as_of - d.expected_close_date).days
+        if late > 0:
+            e = out["overdue", None]
+            e["weighted"] += weighted(d) * Decimal(0.5 ** (late / half_life))
+        else:
+            e = out["month", month_of(d.expected_close_date)]
+            e["weighted"] += weighted(d)
+        e["n"] += 1
+        e["pipeline"] += d.amount or 0
+    return dict(sorted(out.items(), key=lambda kv: (kv[0][0] == "month", kv[0][1] or date.min)))
+
+
+def assert_forecast_rows(rows, expected) -> None:
+    assert [(r["line"], r["month"]) for r in rows] == list(expected)
+    for r in rows:
+        e = expected[r["line"], r["month"]]
+        assert r["deal_count"] == e["n"]
+        assert r["pipeline"] == e["pipeline"]
+        assert same(r["weighted_forecast"], e["weighted"]), (r["line"], r["month"])
 
 
 async def test_forecast_monthly(rm, deals):
+    assert await columns(rm, "revenue_forecast_monthly") == [
+        ("as_of", "date"),
+        ("line", "text"),
+        ("month", "date"),
+        ("deal_count", "int8"),
+        ("pipeline", "numeric"),
+        ("weighted_forecast", "numeric"),
+    ]
+    assert await rm.fetchval("SELECT framework_param('overdue_half_life_days')") == 30
     rows = await rm.fetch("SELECT * FROM revenue_forecast_monthly")
+    assert {r["as_of"] for r in rows} == {TODAY}
     expected = expected_forecast(deals, TODAY)
-    assert [r["month"] for r in rows] == list(expected)
-    assert rows[0]["month"] == date(2026, 3, 1) and rows[0]["carried_over_deals"] > 0
-    for r in rows:
-        e = expected[r["month"]]
-        assert r["as_of"] == TODAY
-        assert r["deal_count"] == e["n"]
-        assert r["pipeline"] == e["pipeline"]
-        assert same(r["weighted_forecast"], e["weighted"])
-        assert (r["carried_over_deals"], r["carried_over_pipeline"]) == (
-            e["late"],
-            e["late_pipeline"],
+    assert_forecast_rows(rows, expected)
+    # the overdue line first (deals[3], due yesterday, in it), then the months from March on
+    # (deals[2], due today, in March): no month before the as-of month
+    assert (rows[0]["line"], rows[0]["month"]) == ("overdue", None)
+    assert rows[0]["deal_count"] > 0
+    assert rows[1]["month"] == date(2026, 3, 1)
+    assert all(r["line"] == "month" for r in rows[1:])
+    # decayed: less than the plain weighted value of the same deals
+    late = [
+        d for d in deals if d.is_open and d.expected_close_date and d.expected_close_date < TODAY
+    ]
+    assert rows[0]["deal_count"] == len(late)
+    assert rows[0]["weighted_forecast"] < sum((weighted(d) for d in late), Decimal(0))
+
+
+async def test_forecast_monthly_overdue_half_life_is_a_framework_param(rm, deals):
+    async with rolled_back(rm) as conn:
+        await conn.execute(
+            "UPDATE framework_params SET value = 10 WHERE key = 'overdue_half_life_days'"
         )
+        rows = await conn.fetch("SELECT * FROM revenue_forecast_monthly")
+    assert_forecast_rows(rows, expected_forecast(deals, TODAY, half_life=10))
 
 
 async def test_forecast_monthly_at_an_explicit_as_of(rm, deals):
-    as_of = date(2026, 6, 2)
+    as_of = date(2026, 6, 10)
     rows = await rm.fetch("SELECT * FROM forecast_monthly($1)", as_of)
     expected = expected_forecast(deals, as_of)
-    assert [(r["month"], r["deal_count"]) for r in rows] == [
-        (m, e["n"]) for m, e in expected.items()
+    assert_forecast_rows(rows, expected)
+    # overdue by day: deals due 1 to 9 June are in the overdue line, not in June
+    june_late = [
+        d
+        for d in deals
+        if d.is_open and d.expected_close_date and date(2026, 6, 1) <= d.expected_close_date < as_of
+    ]
+    assert june_late
+    june = [r for r in rows if r["month"] == date(2026, 6, 1)]
+    assert [r["deal_count"] for r in june] == [
+        sum(
+            1
+            for d in deals
+            if d.is_open
+            and d.expected_close_date
+            and as_of <= d.expected_close_date < date(2026, 7, 1)
+        )
     ]
 
 
 async def test_python_forecast_agrees_with_the_view(rm, deals):
-    """worker/forecast.py over the open deals gives the view's counts and sums month by month
-    (same folding of overdue deals, same treatment of missing amounts and probabilities)."""
+    """The forecast runs' maths (worker/forecast/runs.py ``compute_months``) over the open deals
+    give the view's counts and sums, month by month and for the overdue line (same split by
+    day, same decay, same treatment of missing amounts and probabilities)."""
     rows = await rm.fetch(
         "SELECT amount, close_probability, expected_close_date FROM deals "
         "WHERE stage NOT IN ('closed_won', 'closed_lost')"
     )
-    forecast = compute_forecast(from_rows(rows), TODAY, months=6)
-    view = {r["month"]: r for r in await rm.fetch("SELECT * FROM revenue_forecast_monthly")}
-    for f in forecast:
-        r = view.get(f.month)
+    months, coverage, overdue = compute_months(rows, TODAY, 6)
+    view = {
+        (r["line"], r["month"]): r for r in await rm.fetch("SELECT * FROM revenue_forecast_monthly")
+    }
+    for f in months:
+        r = view.get(("month", f.month))
         assert f.deal_count == (r["deal_count"] if r else 0)
         assert f.pipeline == pytest.approx(float(r["pipeline"]) if r else 0, rel=1e-12)
         assert f.weighted == pytest.approx(float(r["weighted_forecast"]) if r else 0, rel=1e-12)
         assert 0 <= f.p10 <= f.p50 <= f.p90 <= f.pipeline
+    r = view["overdue", None]
+    assert overdue.deal_count == coverage.overdue == r["deal_count"]
+    assert overdue.pipeline == pytest.approx(float(r["pipeline"]), rel=1e-12)
+    assert overdue.weighted == pytest.approx(float(r["weighted_forecast"]), rel=1e-9)
+    assert 0 <= overdue.p10 <= overdue.p50 <= overdue.p90 <= overdue.pipeline
 
 
 # --- at_risk_deals ------------------------------------------------------------------------
