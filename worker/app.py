@@ -178,6 +178,7 @@ class Worker:
             {
                 "alert_value_threshold": self.framework.alerts.value_threshold,
                 "alert_probability_drop_points": self.framework.alerts.probability_drop_points,
+                "overdue_half_life_days": self.framework.forecast.overdue_half_life_days,
             },
         )
         producer = durable_producer(s.kafka_bootstrap_servers)
@@ -186,7 +187,11 @@ class Worker:
         forecast = None
         if s.forecast_enabled:
             forecast = ForecastScheduler.from_settings(
-                s, pool, producer, framework_version=self.framework.version
+                s,
+                pool,
+                producer,
+                framework_version=self.framework.version,
+                half_life_days=self.framework.forecast.overdue_half_life_days,
             )
         self.running = Running(pool, producer, relay, forecast)
         # the relay first: publish what a previous run committed but did not send

@@ -260,7 +260,7 @@ async def test_run_now_publishes_and_records_metrics(monkeypatch):
     producer = FakeProducer()
     s = ForecastScheduler(
         "pool", producer, topic="fc", months=3, seed=1, framework_version="2026.11.1",
-        clock=lambda: utc(2026, 3, 14, 9, 45),
+        half_life_days=21, clock=lambda: utc(2026, 3, 14, 9, 45),
     )  # fmt: skip
     assert await s.run_now("scheduled") == f
     assert seen_kwargs[0] == {
@@ -270,6 +270,7 @@ async def test_run_now_publishes_and_records_metrics(monkeypatch):
         "seed": 1,
         "framework_version": "2026.11.1",
         "not_before": None,
+        "half_life_days": 21,
     }
     ((topic, key, value, headers),) = producer.sent
     assert (topic, key) == ("fc", b"2026-03-14")

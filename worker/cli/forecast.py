@@ -20,16 +20,17 @@ from rich.console import Console
 from schemas.forecasts import ForecastPublished
 from worker.cli.common import SERVICE_ERRORS, database, err_console, fail, parse_day, quiet_logs
 from worker.cli.common import settings as current_settings
+from worker.engine import Framework
 from worker.forecast.runs import MAX_MONTHS, ForecastUnavailable
 from worker.settings import Settings
 from worker.store.pool import safe_url
 
 
-def _framework_version(settings: Settings) -> str | None:
+def _framework(settings: Settings) -> Framework:
     from worker.engine.framework import FrameworkError, load_framework
 
     try:
-        return load_framework(settings.framework_path).version
+        return load_framework(settings.framework_path)
     except FrameworkError as exc:
         fail(f"cannot load the scoring framework: {exc}")
 
@@ -73,12 +74,18 @@ def forecast(
     settings = current_settings()
     console = Console()  # per call: honours COLUMNS as set now
     day = parse_day(as_of)
-    version = _framework_version(settings)
+    framework = _framework(settings)
 
     async def run() -> ForecastPublished | None:
         async with database(settings) as pool:
             return await run_forecast(
-                pool, as_of=day, kind="manual", months=months, seed=seed, framework_version=version
+                pool,
+                as_of=day,
+                kind="manual",
+                months=months,
+                seed=seed,
+                framework_version=framework.version,
+                half_life_days=framework.forecast.overdue_half_life_days,
             )
 
     async def send(result: ForecastPublished) -> None:

@@ -557,6 +557,16 @@ class AlertsParams(_Section):
     )
 
 
+class ForecastParams(_Section):
+    overdue_half_life_days: float = Field(
+        30,
+        gt=0,
+        le=3650,
+        description="An open deal past its expected close date has its close probability "
+        "halved for every this many days overdue in the forecast's overdue line.",
+    )
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``override`` laid over it; nested tables merge, anything else replaces."""
     merged = dict(base)
@@ -579,6 +589,9 @@ class FrameworkSpec(_Section):
     )
     description: str = Field("", max_length=2000, description="What this framework is for.")
     alerts: AlertsParams = Field(description="Thresholds used by the alerting feature.")
+    forecast: ForecastParams = Field(
+        default_factory=ForecastParams, description="How the forecast treats slipped deals."
+    )
     defaults: ScoringParams = Field(description="The full parameter set used by default.")
     verticals: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -806,12 +819,13 @@ class ResolvedParams:
 class Framework:
     """A loaded, validated framework. Immutable; ``for_industry`` results are cached."""
 
-    __slots__ = ("_by_key", "_cache", "alerts", "defaults", "spec", "version")
+    __slots__ = ("_by_key", "_cache", "alerts", "defaults", "forecast", "spec", "version")
 
     def __init__(self, spec: FrameworkSpec) -> None:
         self.spec = spec
         self.version = spec.version
         self.alerts = spec.alerts
+        self.forecast = spec.forecast
         self.defaults = ResolvedParams(
             spec.version, None, spec.defaults, DealTables.compile(spec.defaults)
         )

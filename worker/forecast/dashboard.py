@@ -227,7 +227,11 @@ async def load_dashboard(
         elif as_of is not None:
             if not past:
                 rows = await forecasts.open_deals(conn)
-            computed, _, late = await asyncio.to_thread(compute_months, rows, as_of, months, seed)
+            # the half-life the worker synced from its framework (the SQL view's too)
+            half_life = await conn.fetchval("SELECT framework_param('overdue_half_life_days')")
+            computed, _, late = await asyncio.to_thread(
+                compute_months, rows, as_of, months, seed, float(half_life or 30)
+            )
             forecast_source = "computed"
             forecast = [DashboardMonth.model_validate(m.model_dump()) for m in computed]
             if late is not None:

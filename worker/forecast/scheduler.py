@@ -16,6 +16,7 @@ from croniter import croniter
 
 from schemas.forecasts import ForecastKind, ForecastPublished
 from worker.forecast.runs import (
+    DEFAULT_HALF_LIFE_DAYS,
     MAX_CLOCK_SKEW,
     MAX_MONTHS,
     ForecastUnavailable,
@@ -78,6 +79,7 @@ class ForecastScheduler(BackgroundTask):
         months: int = 6,
         seed: int = 0,
         framework_version: str | None = None,
+        half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
         clock: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
@@ -94,6 +96,7 @@ class ForecastScheduler(BackgroundTask):
         self.months = months
         self.seed = seed
         self.framework_version = framework_version
+        self.half_life_days = half_life_days
         self._clock = clock
         self._sleep = sleep
         self.log = get_logger(component="forecast_scheduler")
@@ -108,7 +111,13 @@ class ForecastScheduler(BackgroundTask):
 
     @classmethod
     def from_settings(
-        cls, settings: Any, pool: asyncpg.Pool, producer: Any, *, framework_version: str | None
+        cls,
+        settings: Any,
+        pool: asyncpg.Pool,
+        producer: Any,
+        *,
+        framework_version: str | None,
+        half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
     ) -> ForecastScheduler:
         """From ``Settings`` (forecasts_topic, forecast_cron, forecast_daily_cron,
         forecast_months, forecast_seed; defaults for the fields it does not have). Whether to
@@ -122,6 +131,7 @@ class ForecastScheduler(BackgroundTask):
             months=settings.forecast_months,
             seed=settings.forecast_seed,
             framework_version=framework_version,
+            half_life_days=half_life_days,
         )
 
     async def run_now(
@@ -142,6 +152,7 @@ class ForecastScheduler(BackgroundTask):
             seed=self.seed,
             framework_version=self.framework_version,
             not_before=not_before,
+            half_life_days=self.half_life_days,
         )
         if forecast is None:
             self.skipped += 1
