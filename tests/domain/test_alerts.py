@@ -72,9 +72,32 @@ def test_probability_drop_alerts_with_hysteresis():
     assert track.ref_probability == 53  # tracking restarts from the recovery
 
 
-def test_critical_to_warning_stays_at_risk_silently():
-    track, kinds = run({"category": "critical"}, {"category": "warning"})
-    assert kinds == ["at_risk", None] and track.level == "at_risk"
+def test_critical_to_warning_stays_critical_silently():
+    # an escalation is told once per episode: critical -> warning -> critical raises nothing
+    track, kinds = run({"category": "critical"}, {"category": "warning"}, {"category": "critical"})
+    assert kinds == ["at_risk", None, None] and track.level == "critical"
+    track, kinds = run({"category": "warning"}, {"category": "critical"}, {"category": "warning"})
+    assert kinds == ["at_risk", "escalated", None] and track.level == "critical"
+
+
+def test_a_health_alert_resolves_only_when_health_is_back_at_the_line():
+    rules = AlertRules(value_threshold=5000, drop_points=15, health_resolved_min=85)
+    track, kinds = AlertTrack(), []
+    for category, score in (("warning", 65), ("healthy", 72), ("warning", 68), ("healthy", 84),
+                            ("healthy", 85)):  # fmt: skip
+        track, change = evaluate(
+            track,
+            rules,
+            stage=DealStage.proposal,
+            value=10_000,
+            currency="USD",
+            health_score=score,
+            health_category=category,
+            probability=50.0,
+        )
+        kinds.append(change.kind if change else None)
+    assert kinds == ["at_risk", None, None, None, "resolved"]
+    assert track.level == "none"
 
 
 def test_alert_carries_previous_state_and_reasons():

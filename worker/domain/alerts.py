@@ -2,7 +2,9 @@
 
 A deal is *at risk* when its value is at or above ``value_threshold`` and either its health
 category is warning or critical, or its close probability fell at least ``drop_points`` below
-its reference. The reference is the highest probability seen since the deal was last not at
+its reference. Once raised for health, it resolves only when health is back at
+``health_resolved_min``; once critical, it stays critical until resolved (an escalation is
+told once). The reference is the highest probability seen since the deal was last not at
 risk; it is frozen while the deal is at risk. Once raised, a drop alert stays raised until the
 probability has recovered to less than half the drop below the reference (hysteresis: a deal
 hovering at the line does not flap between at risk and resolved). Levels: none < at_risk <
@@ -31,6 +33,9 @@ ALERT_NAMESPACE = uuid.UUID("5f0f8d8e-3c1e-4b7a-9d55-8f3b1f2a6c01")
 class AlertRules:
     value_threshold: float
     drop_points: float
+    # once raised, a health alert resolves only when health is back at this score (a deal
+    # hovering at the warning line does not flap between at risk and resolved)
+    health_resolved_min: float = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,11 @@ def evaluate(
     if not closed and big:
         if health_category in ("warning", "critical"):
             reasons.append(f"Health is {health_category} ({health_score}/100)")
+        elif track.level != "none" and health_score < rules.health_resolved_min:
+            reasons.append(
+                f"Health not yet recovered ({health_score}/100; resolves at "
+                f"{rules.health_resolved_min:.0f})"
+            )
         line = rules.drop_points if track.level == "none" else rules.drop_points / 2
         if dropped >= line:
             reasons.append(
@@ -98,7 +108,9 @@ def evaluate(
                 f"{probability:.0f}%)"
             )
     if reasons:
-        level: AlertLevel = "critical" if health_category == "critical" else "at_risk"
+        # critical stays critical until resolved: an escalation is told once per episode
+        critical = health_category == "critical" or track.level == "critical"
+        level: AlertLevel = "critical" if critical else "at_risk"
     else:
         level = "none"
 

@@ -98,6 +98,7 @@ def alert_rules(framework: Framework) -> AlertRules:
     return AlertRules(
         value_threshold=framework.alerts.value_threshold,
         drop_points=framework.alerts.probability_drop_points,
+        health_resolved_min=framework.alerts.health_resolved_min,
     )
 
 

@@ -539,6 +539,11 @@ class AlertsParams(_Section):
     probability_drop_points: float = Field(
         gt=0, le=100, description="Alert when close probability drops by at least this many points."
     )
+    health_resolved_min: Points = Field(
+        85,
+        description="A deal at risk for its health resolves only once its health score is back "
+        "at this (hysteresis: a deal hovering at the warning line does not flap).",
+    )
     churn_risk_threshold: Points = Field(
         70, description="An account whose churn risk is at or above this is at risk."
     )

@@ -62,15 +62,20 @@ __all__ = [
 
 WEIGHTED_WINDOW_DAYS = 90
 
-_KPIS = """
+# The KPIs of a set of open deals: today's (``deals``), or a past day's (its snapshot).
+_KPIS_OF = """
 SELECT count(*) AS open_deals,
        coalesce(sum(amount), 0) AS open_pipeline,
        avg(amount) AS avg_deal_size,
        coalesce(sum(amount * close_probability / 100)
-                FILTER (WHERE expected_close_date <= $1::date + $2::integer), 0) AS weighted
-FROM deals
-WHERE stage NOT IN ('closed_won', 'closed_lost')
+                FILTER (WHERE expected_close_date <= $1::date + $2::integer), 0) AS weighted,
+       count(*) FILTER (WHERE health_category IN ('warning', 'critical')
+                        AND amount >= (SELECT framework_param('alert_value_threshold')))
+           AS at_risk
+FROM {source}
 """
+_KPIS = _KPIS_OF.format(source="deals WHERE stage NOT IN ('closed_won', 'closed_lost')")
+_KPIS_PAST = _KPIS_OF.format(source="deal_snapshots WHERE snapshot_date = $1")
 _STAGES_VIEW = """
 SELECT stage, deal_count, total_value, weighted_value, avg_deal_size, avg_days_in_stage
 FROM revenue_pipeline_summary ORDER BY stage_position
@@ -80,17 +85,6 @@ SELECT stage, deal_count, total_value, weighted_value, avg_deal_size, avg_days_i
 FROM pipeline_summary(($1::date)::timestamp AT TIME ZONE 'UTC') ORDER BY stage_position
 """
 # A past as-of reads the pipeline as it was: that day's daily snapshot.
-_KPIS_PAST = """
-SELECT count(*) AS open_deals,
-       coalesce(sum(amount), 0) AS open_pipeline,
-       avg(amount) AS avg_deal_size,
-       coalesce(sum(amount * close_probability / 100)
-                FILTER (WHERE expected_close_date <= $1::date + $2::integer), 0) AS weighted,
-       count(*) FILTER (WHERE health_category IN ('warning', 'critical')
-                        AND amount >= (SELECT framework_param('alert_value_threshold')))
-           AS at_risk
-FROM deal_snapshots WHERE snapshot_date = $1
-"""
 _STAGES_PAST = """
 SELECT stage, count(*) AS deal_count, coalesce(sum(amount), 0) AS total_value,
        coalesce(sum(amount * close_probability / 100), 0) AS weighted_value,
@@ -197,7 +191,7 @@ async def load_dashboard(
             stage_rows = await conn.fetch(_STAGES_PAST, as_of)
         else:
             k = await conn.fetchrow(_KPIS, as_of, WEIGHTED_WINDOW_DAYS)
-            at_risk = await conn.fetchval("SELECT count(*) FROM at_risk_deals")
+            at_risk = k["at_risk"]  # the at_risk_deals view's rule
             stage_rows = await (
                 conn.fetch(_STAGES_VIEW) if source == "data" else conn.fetch(_STAGES_AS_OF, as_of)
             )

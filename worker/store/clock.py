@@ -37,6 +37,8 @@ async def due_pages(
                 return
             due = [r for r in rows if r["scored_at"] is None or r["scored_at"] < now]
             yield conn, due, rows
+        if len(rows) < page_size:  # the last page: no need to ask for another
+            return
         after = rows[-1][key]
 
 
