@@ -6,8 +6,9 @@
 Creates a fresh database (dropped afterwards), fills it set-based with N open deals spread over
 P partitions (industries, stages, amounts, activity and close dates varied), then applies a
 first tick (which sets every deal's alert level) and times the next day's tick, the daily
-case, to every partition exactly as the worker does (``worker.store.clock.apply_tick`` with the
-deal projection's ``age``: rescore, alert transitions, outbox, snapshot, in pages), and prints
+case, to every partition exactly as the worker does (one batch of ticks through
+``worker.store.batches.apply_batch`` with the deal projection: partitions in parallel, each
+rescored in pages with alert transitions, outbox and snapshot), and prints
 the wall time against two baselines measured in the same run on the same rows:
 
 * read: fetching every open deal's scoring columns (what any rescoring must at least read);
@@ -26,6 +27,7 @@ import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from schemas.clock import make_tick
 from tests.services import fresh_database
 from worker.domain.batch import Incoming, RecordRef
+from worker.domain.deal_batch import apply_deal_batch
 from worker.engine import load_framework
 from worker.log import configure_logging
 from worker.store import deals
-from worker.store.clock import apply_tick
+from worker.store.batches import Projection, apply_batch
 from worker.store.pool import create_pool
 
 TARGET_SECONDS = 60.0
@@ -82,6 +85,10 @@ REWRITE = [
 ]
 
 
+async def _nothing(rejected: list) -> None:
+    return None
+
+
 async def timed(label: str, coro) -> float:
     start = time.perf_counter()
     await coro
@@ -117,19 +124,22 @@ async def main(n: int, partitions: int) -> int:
             write = await timed("baseline rewrite: set-based UPDATE + snapshot", rewrite())
 
             async def tick_all(at: datetime = TICK_AT) -> tuple[int, int]:
-                aged = alerts = 0
-                for p in range(partitions):
-                    tick = make_tick(at, TOPIC, p, 86400)
-                    item = Incoming(tick, RecordRef(TOPIC, p, 0, b"clock", None, ()))
-                    out = await apply_tick(
-                        pool,
-                        lambda pool, part, t: deals.age(pool, part, t, framework),
-                        item,
-                        deals.DealBatchOutcome(),
+                # every partition's tick in one batch, as the worker applies them
+                ticks = [
+                    Incoming(
+                        make_tick(at, TOPIC, p, 86400), RecordRef(TOPIC, p, 0, b"clock", None, ())
                     )
-                    aged, alerts = aged + out.aged, alerts + len(out.alerts)
-                print(f"  aged {aged:,} deals, {alerts:,} alerts raised")
-                return aged, alerts
+                    for p in range(partitions)
+                ]
+                projection = Projection(
+                    lock=deals.lock,
+                    fold=partial(apply_deal_batch, framework=framework),
+                    write=deals.write,
+                    age=partial(deals.age, framework=framework),
+                )
+                out = await apply_batch(pool, projection, ticks, dead_letter=_nothing)
+                print(f"  aged {out.aged:,} deals, {len(out.alerts):,} alerts raised")
+                return out.aged, len(out.alerts)
 
             first = await timed("first tick (every deal's alert level is set)", tick_all())
             tick = await timed(

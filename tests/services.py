@@ -107,8 +107,21 @@ async def fresh_database(server_url: str, prefix: str = "revintel_test") -> Asyn
         await migrate(url)
         yield url
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _drop(admin, name)
         await admin.close()
+
+
+async def _drop(admin: asyncpg.Connection, name: str, attempts: int = 20) -> None:
+    """Drop a test database. FORCE ends our own connections, but not an autovacuum worker
+    (a superuser's process) that may have just started on its new tables: wait it out."""
+    for attempt in range(attempts):
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ Deals and accounts are two projections of this one mechanism.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -45,18 +46,26 @@ class Projection(Generic[State, Out]):
         return self.fold({}, (), ())
 
 
-def runs(items: Iterable[Incoming[Any]]) -> list[list[Incoming[Any]] | Incoming[ClockTick]]:
-    """The batch cut at its ticks: runs of events, and each tick on its own, in order."""
-    parts: list[list[Incoming[Any]] | Incoming[ClockTick]] = []
+Ticks = tuple[Incoming[ClockTick], ...]
+
+
+def runs(items: Iterable[Incoming[Any]]) -> list[list[Incoming[Any]] | Ticks]:
+    """The batch cut at its ticks, in order: runs of events, and groups of consecutive ticks
+    of distinct partitions (independent of each other: they age different rows)."""
+    parts: list[list[Incoming[Any]] | Ticks] = []
     run: list[Incoming[Any]] = []
     for item in items:
-        if isinstance(item.event, ClockTick):
-            if run:
-                parts.append(run)
-                run = []
-            parts.append(item)
-        else:
+        if not isinstance(item.event, ClockTick):
             run.append(item)
+            continue
+        if run:
+            parts.append(run)
+            run = []
+        last = parts[-1] if parts else None
+        if isinstance(last, tuple) and item.ref.partition not in {t.ref.partition for t in last}:
+            parts[-1] = (*last, item)
+        else:
+            parts.append((item,))
     if run:
         parts.append(run)
     return parts
@@ -73,8 +82,16 @@ async def apply_batch(
     for part in runs(items):
         if isinstance(part, list):
             outcome.merge(await apply_events(pool, projection, part, dead_letter))
-        else:
-            outcome.merge(await apply_tick(pool, projection.age, part, projection.empty()))
+            continue
+        # ticks of distinct partitions age in parallel: one's SQL runs while another scores
+        # (a failure cancels the others; the batch is redone and applied ticks are skipped)
+        async with asyncio.TaskGroup() as group:
+            aged = [
+                group.create_task(apply_tick(pool, projection.age, tick, projection.empty()))
+                for tick in part
+            ]
+        for task in aged:
+            outcome.merge(task.result())
     return outcome
 
 
