@@ -152,8 +152,8 @@ async def report(conn, worker, events: int, ticks: int, seconds: float) -> None:
         rows = {
             r["movement"]: r
             for r in await conn.fetch(
-                "SELECT * FROM pipeline_changes($1, ($1 + interval '1 month')::date, $1, "
-                "($1 + interval '3 months' - interval '1 day')::date)",
+                "SELECT * FROM pipeline_changes($1::date, ($1::date + interval '1 month')::date, "
+                "$1::date, ($1::date + interval '3 months' - interval '1 day')::date)",
                 m,
             )
         }
