@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.alerts import AlertKind, AlertLevel
-from worker.domain.alerts import transition_kind
+from schemas.alerts import AlertLevel
+from worker.domain.alerts import Transition, transition_kind
 
 TOP_DRIVERS = 3  # churn drivers repeated in an alert's reasons (all are in its ``drivers``)
 
@@ -45,12 +45,7 @@ class AccountTrack:
     churn_level: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AccountTransition:
-    kind: AlertKind
-    level: AlertLevel
-    previous: AccountTrack
-    reasons: tuple[str, ...]
+AccountTransition = Transition[AccountTrack]
 
 
 def renewal_phrase(days: int) -> str:
@@ -98,4 +93,4 @@ def evaluate_account(
     new_track = AccountTrack(level, churn_risk, churn_level)
     if kind is None:
         return new_track, None
-    return new_track, AccountTransition(kind, level, track, tuple(reasons))
+    return new_track, Transition(kind, level, track, tuple(reasons))

@@ -11,9 +11,9 @@ event, so a replay raises the same alert ids.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from schemas.account_events import AccountEvent
 from schemas.alerts import AccountAlert, AccountAlertState, AlertCause
@@ -26,7 +26,7 @@ from worker.domain.account_alerts import (
     evaluate_account,
 )
 from worker.domain.alerts import alert_id
-from worker.domain.batch import BatchOutcome, Incoming, fold
+from worker.domain.batch import Incoming, ScoredOutcome, fold
 from worker.engine import Framework
 
 AccountIncoming = Incoming[AccountEvent]
@@ -39,20 +39,12 @@ class StoredAccount:
 
 
 @dataclass(slots=True)
-class AccountBatchOutcome(BatchOutcome[AccountEvent]):
-    states: dict[str, AccountState] = field(default_factory=dict)  # changed accounts, final
-    scores: dict[str, AccountScore] = field(default_factory=dict)
-    tracks: dict[str, AccountTrack] = field(default_factory=dict)
-    alerts: list[AccountAlert] = field(default_factory=list)
-    aged: int = 0  # accounts rescored by clock ticks
+class AccountBatchOutcome(
+    ScoredOutcome[AccountEvent, AccountState, AccountScore, AccountTrack, AccountAlert]
+):
+    noun: ClassVar[str] = "accounts"
 
-    def summary(self) -> dict[str, int]:
-        return {"accounts": len(self.states), "aged": self.aged, "alerts": len(self.alerts)}
-
-    def event_context(self, item: Incoming[Any]) -> dict[str, Any]:
-        score = self.scores.get(item.event.subject)
-        if score is None:  # a tick
-            return {}
+    def score_context(self, score: AccountScore) -> dict[str, Any]:
         return {
             "churn_risk": score.churn.score,
             "expansion_score": score.expansion.score if score.expansion else None,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 from schemas.alerts import AlertKind, AlertLevel
 from schemas.deal_events import CLOSED_STAGES, DealStage
@@ -49,11 +50,17 @@ class AlertTrack:
     close_probability: float | None = None
 
 
+Track = TypeVar("Track")
+
+
 @dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(Generic[Track]):
+    """An alert-worthy change of level: what it is, the level after, the track before (a
+    deal's or an account's) and why, in words."""
+
     kind: AlertKind
     level: AlertLevel
-    previous: AlertTrack
+    previous: Track
     reasons: tuple[str, ...]
 
 
@@ -83,7 +90,7 @@ def evaluate(
     health_score: int,
     health_category: str,
     probability: float,
-) -> tuple[AlertTrack, Transition | None]:
+) -> tuple[AlertTrack, Transition[AlertTrack] | None]:
     """The deal's new track after a scoring, and the alert it raises, if any."""
     ref = probability if track.ref_probability is None else track.ref_probability
     if track.level == "none":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,36 @@ class BatchOutcome(Generic[E]):
 
     def event_context(self, item: Incoming[E]) -> dict[str, Any]:
         """Family-specific fields of the per-event debug line (e.g. the new scores)."""
+        return {}
+
+
+S = TypeVar("S")  # a family's state
+C = TypeVar("C")  # its score
+T = TypeVar("T")  # its alert track
+A = TypeVar("A")  # its alert
+
+
+@dataclass(slots=True)
+class ScoredOutcome(BatchOutcome[E], Generic[E, S, C, T, A]):
+    """The outcome of a family whose subjects are scored and alerted on (deals, accounts):
+    their final states, scores and alert tracks, the alerts raised, and how many a tick aged."""
+
+    states: dict[str, S] = field(default_factory=dict)  # changed subjects, final state
+    scores: dict[str, C] = field(default_factory=dict)
+    tracks: dict[str, T] = field(default_factory=dict)
+    alerts: list[A] = field(default_factory=list)
+    aged: int = 0  # subjects rescored by clock ticks
+    noun: ClassVar[str] = "subjects"
+
+    def summary(self) -> dict[str, int]:
+        return {self.noun: len(self.states), "aged": self.aged, "alerts": len(self.alerts)}
+
+    def event_context(self, item: Incoming[E]) -> dict[str, Any]:
+        score = self.scores.get(item.event.subject)
+        return {} if score is None else self.score_context(score)  # None: a tick
+
+    def score_context(self, score: C) -> dict[str, Any]:
+        """The score's fields worth a per-event debug line."""
         return {}
 
 

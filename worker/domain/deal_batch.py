@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from schemas.alerts import AlertCause, AlertState, DealAlert
 from schemas.deal_events import DealEvent, DealStage
 from worker.domain.alerts import AlertRules, AlertTrack, Transition, alert_id, evaluate
-from worker.domain.batch import BatchOutcome, Incoming, fold
+from worker.domain.batch import Incoming, ScoredOutcome, fold
 from worker.domain.deal import DealState, apply_event
 from worker.engine import (
     DealFacts,
@@ -48,25 +48,15 @@ class Stint:
 
 
 @dataclass(slots=True)
-class DealBatchOutcome(BatchOutcome[DealEvent]):
-    states: dict[str, DealState] = field(default_factory=dict)  # changed deals, final state
-    scores: dict[str, DealScore] = field(default_factory=dict)
-    tracks: dict[str, AlertTrack] = field(default_factory=dict)
-    alerts: list[DealAlert] = field(default_factory=list)
+class DealBatchOutcome(ScoredOutcome[DealEvent, DealState, DealScore, AlertTrack, DealAlert]):
     stints: list[Stint] = field(default_factory=list)  # stages entered, in order
     # deals with no amount yet: their predicted value. Similar-deal averages are not used, as
     # they depend on what else is in the database when the batch runs, and a replay must give
     # the same state: the prediction is the framework's typical deal for the industry.
     predictions: dict[str, DealValuePrediction] = field(default_factory=dict)
-    aged: int = 0  # open deals rescored by clock ticks
+    noun: ClassVar[str] = "deals"
 
-    def summary(self) -> dict[str, int]:
-        return {"deals": len(self.states), "aged": self.aged, "alerts": len(self.alerts)}
-
-    def event_context(self, item: Incoming[Any]) -> dict[str, Any]:
-        score = self.scores.get(item.event.subject)
-        if score is None:  # a tick: its deals are counted in the summary
-            return {}
+    def score_context(self, score: DealScore) -> dict[str, Any]:
         return {"health": score.health.score, "probability": score.probability.probability}
 
     def new_stints(self) -> list[Stint]:

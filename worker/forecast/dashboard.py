@@ -130,19 +130,9 @@ class StageRow(_Model):
     avg_days_in_stage: float | None
 
 
-class DashboardMonth(_Model):
-    month: date
-    deal_count: int
-    pipeline: float
-    weighted: float
-    p10: float
-    p50: float
-    p90: float
-    expected_wins: float
-    method: str | None = None
-
-
 class DashboardOverdue(_Model):
+    """A forecast line: the overdue deals (decayed), or a month (below)."""
+
     deal_count: int
     pipeline: float
     weighted: float
@@ -150,6 +140,11 @@ class DashboardOverdue(_Model):
     p50: float
     p90: float
     expected_wins: float
+
+
+class DashboardMonth(DashboardOverdue):
+    month: date
+    method: str | None = None
 
 
 class DashboardData(_Model):
