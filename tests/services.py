@@ -111,7 +111,7 @@ async def fresh_database(server_url: str, prefix: str = "revintel_test") -> Asyn
         await admin.close()
 
 
-async def _drop(admin: asyncpg.Connection, name: str, attempts: int = 20) -> None:
+async def _drop(admin: asyncpg.Connection, name: str, attempts: int = 120) -> None:
     """Drop a test database. FORCE ends our own connections, but not an autovacuum worker
     (a superuser's process) that may have just started on its new tables: wait it out."""
     for attempt in range(attempts):
