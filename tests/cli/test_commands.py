@@ -4,12 +4,14 @@ published with `revintel produce-sample`, the result read with `revintel show`."
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
+from datetime import date
 
 import pytest
 
-from tests.services import assert_graceful_exit, unique, worker_env
+from tests.services import assert_graceful_exit, eventually, unique, worker_env
 from worker.settings import Settings
 from worker.testdata.sample import sample_events
 
@@ -30,12 +32,22 @@ async def revintel(*args: str, env: dict[str, str], within: float = 150) -> tupl
     return proc.returncode, out.decode()
 
 
+async def ticked(db, topic: str, day: date) -> bool:
+    """Whether every partition of ``topic`` has applied the tick of ``day``."""
+    n = await db.fetchval(
+        "SELECT count(*) FROM clock WHERE topic = $1 AND last_tick >= $2::date", topic, day
+    )
+    return n == 3
+
+
 async def test_worker_process_scores_the_sample_stream(services, database_url, db):
+    topic = unique("cli.deal-events")
     env = worker_env(
         Settings(
             database_url=database_url,
             kafka_bootstrap_servers=services.bootstrap,
-            deal_topic=unique("cli.deal-events"),
+            deal_topic=topic,
+            account_topic=unique("cli.account-events"),
             alerts_topic=unique("cli.alerts"),
             consumer_group=unique("cli-group"),
         )
@@ -58,6 +70,19 @@ async def test_worker_process_scores_the_sample_stream(services, database_url, d
         assert "applied all" in produced
         code, shown = await revintel("show", env=env)
         assert code == 0, shown
+        # the clock by hand: two daily ticks age the deals and snapshot the pipeline
+        for day in ("2026-12-01", "2026-12-08"):
+            code, out = await revintel("tick", "--at", day, env=env)
+            assert code == 0 and "published to 6 partitions" in out, out
+            await eventually(lambda day=day: ticked(db, topic, date.fromisoformat(day)))
+        code, changes = await revintel(
+            "changes", "--since", "2026-12-01", "--until", "2026-12-08", env=env
+        )
+        assert code == 0 and "opening pipeline" in changes and "closing pipeline" in changes
+        code, forecast = await revintel("forecast", "--json", "--as-of", "2026-12-08", env=env)
+        assert code == 0, forecast
+        published = json.loads(forecast)
+        assert published["as_of"] == "2026-12-08" and "overdue" in published
     finally:
         worker.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(worker.communicate(), 60)
