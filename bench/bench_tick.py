@@ -56,7 +56,7 @@ INSERT INTO deals (deal_id, name, company, owner, industry, amount, currency, st
     health_category, close_probability, alert_level, source_partition)
 SELECT 'D' || lpad(i::text, 8, '0'), 'Deal ' || i, 'Company ' || (i % 5000), 'Owner ' || (i % 40),
     (ARRAY['technology', 'healthcare', 'finance', 'retail', NULL])[1 + i % 5],
-    1000 + (i * 7919) % 200000, 'USD',
+    1000 + (i::bigint * 7919) % 200000, 'USD',
     (ARRAY['prospecting', 'qualification', 'proposal', 'negotiation'])[1 + i % 4],
     $1::date + (i % 120) - 30, CASE WHEN i % 3 = 0 THEN NULL ELSE i % 101 END, i % 25, i % 4,
     i % 2 = 0, i % 3 = 0, i % 5 = 0, CASE WHEN i % 7 = 0 THEN ARRAY['Contoso'] ELSE '{}' END,
