@@ -1,9 +1,10 @@
 """The one batch consumer, parametrised by event family (deals, accounts, ...).
 
-Flow per batch: decode and validate each record -> dead-letter what cannot be applied -> apply
-the valid events in one database transaction (the family's ``apply``, which also dead-letters
-the events that failed in processing before it commits) -> tally and log -> return, and only
-then FastStream commits the offsets (``AckPolicy.NACK_ON_ERROR``: an exception rewinds the
+Flow per batch: decode and validate each record -> dead-letter what cannot be applied -> the
+family's ``apply`` (for deals and accounts: each run of events in one database transaction,
+each clock tick ageing its partition, dead-lettering what failed in processing before it
+commits; for vendor bodies: publishing them to the deal topic) -> tally and log -> return, and
+only then FastStream commits the offsets (``AckPolicy.NACK_ON_ERROR``: an exception rewinds the
 batch's partitions instead, so the batch is consumed again). Transient failures (database or
 broker unavailable) are retried with backoff, never dead-lettered.
 """
