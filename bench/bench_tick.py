@@ -107,6 +107,10 @@ async def main(n: int, partitions: int) -> int:
         pool = await create_pool(url, max_size=4)
         try:
             start = time.perf_counter()
+            # no autovacuum on the bench's tables: a worker still busy on them when the database
+            # is dropped (a superuser's process) would block the drop
+            for table in ("deals", "deal_snapshots", "alert_outbox"):
+                await pool.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
             await pool.execute(FILL, TICK_AT.date(), T0, n, partitions)
             await pool.execute("ANALYZE deals")
             print(
