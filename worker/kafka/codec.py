@@ -108,10 +108,6 @@ def decode_account(record: Any, max_bytes: int) -> list[Incoming[Any]] | Rejecte
     return event if isinstance(event, Rejected) else [Incoming(event, ref)]
 
 
-def is_tick(item: Incoming[Any]) -> bool:
-    return isinstance(item.event, ClockTick)
-
-
 def precheck(ref: RecordRef, max_bytes: int) -> Rejected | None:
     """Rejects an empty or oversized payload before any parsing."""
     raw = ref.value
