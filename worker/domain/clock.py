@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from schemas.clock import ClockTick
 from worker.domain.batch import Incoming
 from worker.domain.deal_batch import AgingDeal, DealBatchOutcome, alert_rules, reassess
+from worker.engine import Framework, score_deal
 
 __all__ = ["AgingDeal", "age_deals"]
-from worker.engine import Framework, score_deal
 
 
 def age_deals(
