@@ -65,11 +65,10 @@ async def apply_tick(pool: asyncpg.Pool, age: Age[Out], tick: Incoming[ClockTick
             out.duplicates.append(tick)
             return out
         last = await last_tick(conn, topic, partition)
-    if last is not None and tick.event.time <= last:
-        async with pool.acquire() as conn:
+        if last is not None and tick.event.time <= last:
             await events.record(conn, (), [tick])
-        out.stale.append(tick)
-        return out
+            out.stale.append(tick)
+            return out
     out.merge(await age(pool, partition, tick))
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(RECORD_TICK, topic, partition, tick.event.time, tick.event.id)
