@@ -493,6 +493,16 @@ async def test_account_alerts_on_events_and_ticks_through_the_outbox(
     nearing_events = critical_events(nearing, 75, downgrade=False)
     await publish(producer, s.account_topic, [*risky_events, *nearing_events])
 
+    async def both_applied() -> bool:
+        # the two accounts sit on different partitions: the alert may be out before the
+        # second account's batch is in
+        n = await db.fetchval(
+            "SELECT count(*) FROM accounts WHERE last_event_id = ANY($1::text[])",
+            [risky_events[-1].id, nearing_events[-1].id],
+        )
+        return n == 2
+
+    await eventually(both_applied)
     ((record, alert),) = (await account_alerts(s, 1)).values()
     assert isinstance(alert, AccountAlert)
     assert (alert.kind, alert.level, alert.account_id) == ("at_risk", "critical", risky)
