@@ -11,7 +11,7 @@ from pathlib import Path
 import worker
 
 WORKER = Path(worker.__file__).parent
-PURE_PACKAGES = ("engine", "domain")
+PURE_PACKAGES = ("engine", "domain", "models")
 PURE_MODULES = ("forecast/maths.py",)
 SOURCES = sorted(
     [p for pkg in PURE_PACKAGES for p in (WORKER / pkg).glob("*.py")]
