@@ -9,13 +9,19 @@ The data fields are what the churn and expansion predictors need (``ChurnInput``
 features used), open support tickets by severity and escalation, failed payments and days
 overdue, NPS / CSAT answers, the renewal (date, plan, seats, ARR, downgrade request) and the
 account's industry and plan.
+
+``attributes`` (on ``created`` / ``updated``) are named facts the source has beyond those
+fields, each a string or a number: plan, contract type, tenure in months, monthly charge,
+payment method, region... They are merged key by key into the account (``null`` removes one)
+and the churn model learns from them. ``account.churned`` and ``account.renewed`` are outcomes:
+what the churn model is trained on.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import Field, StrictFloat, StrictInt, TypeAdapter, model_validator
 
 from schemas.envelope import Envelope, Money, SaneDate, Strict, Text
 
@@ -29,6 +35,14 @@ Feature = Annotated[str, Field(min_length=1, max_length=200)]
 # A plan tier, matched against the framework's [defaults.expansion.tiers] case-insensitively.
 Plan = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,59}$")]
 TicketSeverity = Literal["low", "medium", "high", "urgent"]
+AttributeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,59}$")]
+# a string or a finite number (a JSON true/false is refused: send "yes"/"no" or 1/0)
+AttributeValue = (
+    Annotated[str, Field(max_length=200)]
+    | Annotated[StrictInt, Field(ge=-(10**15), le=10**15)]
+    | Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
+)
+Attributes = Annotated[dict[AttributeName, AttributeValue | None], Field(max_length=200)]
 
 
 class AccountFields(Strict):
@@ -42,6 +56,9 @@ class AccountFields(Strict):
     features_available: FeaturesAvailable | None = None
     renewal_date: SaneDate | None = None
     arr: Money | None = None
+    attributes: Attributes | None = Field(
+        None, description="named string or number facts (plan, tenure_months...); null removes"
+    )
 
 
 class UsageReport(Strict):
@@ -111,6 +128,19 @@ class RenewalUpdated(Strict):
     downgrade_requested: bool | None = None
 
 
+class Churned(Strict):
+    """The account left (cancelled, did not renew)."""
+
+    reason: Text | None = None
+
+
+class Renewed(Strict):
+    """The account renewed; optionally its next renewal date and new ARR."""
+
+    renewal_date: SaneDate | None = None
+    arr: Money | None = None
+
+
 class AccountCreated(Envelope):
     type: Literal["account.created"]
     data: AccountFields
@@ -156,6 +186,16 @@ class AccountRenewalUpdated(Envelope):
     data: RenewalUpdated
 
 
+class AccountChurned(Envelope):
+    type: Literal["account.churned"]
+    data: Churned = Churned()
+
+
+class AccountRenewed(Envelope):
+    type: Literal["account.renewed"]
+    data: Renewed = Renewed()
+
+
 AccountEvent = Annotated[
     AccountCreated
     | AccountUpdated
@@ -165,7 +205,9 @@ AccountEvent = Annotated[
     | AccountPaymentFailed
     | AccountPaymentSucceeded
     | AccountNpsSubmitted
-    | AccountRenewalUpdated,
+    | AccountRenewalUpdated
+    | AccountChurned
+    | AccountRenewed,
     Field(discriminator="type"),
 ]
 AccountEventAdapter: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
@@ -179,4 +221,6 @@ ACCOUNT_EVENT_TYPES = (
     "account.payment_succeeded",
     "account.nps_submitted",
     "account.renewal_updated",
+    "account.churned",
+    "account.renewed",
 )

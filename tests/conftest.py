@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from worker.testdata.bank_churn import BANK_CHURN_DATA_ENV, bank_churn_dir
 from worker.testdata.crm_export import CRM_DATA_ENV, crm_data_dir
 
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -78,11 +79,38 @@ def crm_export_dir() -> Path:
     return crm_export_or_skip()
 
 
+def bank_churn_or_skip() -> Path:
+    """The bank churn sample's directory (../shared/data/bank_churn or
+    $REVINTEL_BANK_CHURN_DATA); skips the test when it is absent, fails it under CI."""
+    found = bank_churn_dir()
+    if found is not None:
+        return found
+    configured = os.environ.get(BANK_CHURN_DATA_ENV)
+    where = f"${BANK_CHURN_DATA_ENV}={configured}" if configured else "../shared/data/bank_churn"
+    message = f"bank churn sample not found at {where} (no customers.csv)"
+    if IN_CI:
+        pytest.fail(
+            f"{message}; CI requires ../shared/data/bank_churn "
+            f"(or ${BANK_CHURN_DATA_ENV} pointing at it)",
+            pytrace=False,
+        )
+    pytest.skip(f"{message}; put it there or set ${BANK_CHURN_DATA_ENV}")
+
+
+@pytest.fixture(scope="session")
+def bank_churn_data() -> Path:
+    """The bank churn sample's directory (see bank_churn_or_skip)."""
+    return bank_churn_or_skip()
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m selects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "crm_export_dir" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "crm_export_dir" in names:
             item.add_marker(pytest.mark.crm_data)
+        if "bank_churn_data" in names:
+            item.add_marker(pytest.mark.bank_churn_data)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -90,6 +118,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Before any fixture is set up (no database is created for a test that cannot run)."""
     if item.get_closest_marker("crm_data") is not None:
         crm_export_or_skip()
+    if item.get_closest_marker("bank_churn_data") is not None:
+        bank_churn_or_skip()
 
 
 # --------------------------------------------------------------------------- services

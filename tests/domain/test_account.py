@@ -31,6 +31,8 @@ def test_every_event_type_validates():
         "account.payment_succeeded": {"invoice_id": "I1"},
         "account.nps_submitted": {"score": 7, "csat": 4.5},
         "account.renewal_updated": {"renewal_date": "2026-09-01", "downgrade_requested": True},
+        "account.churned": {"reason": "moved to a competitor"},
+        "account.renewed": {"renewal_date": "2027-09-01", "arr": "72000"},
     }
     assert set(samples) == set(ACCOUNT_EVENT_TYPES)
     for kind, data in samples.items():

@@ -7,7 +7,11 @@ Merge rules:
 - An event for an account never created creates it (sources drop messages; the next change
   should still produce the account).
 - ``created`` / ``updated`` set the fields they carry; plans are stored as the framework's tier
-  key (``"Enterprise Plus"`` -> ``"enterprise_plus"``).
+  key (``"Enterprise Plus"`` -> ``"enterprise_plus"``). Their ``attributes`` merge key by key
+  into the account's (a ``null`` value removes the key; at most ``MAX_ATTRIBUTES``).
+- ``churned`` / ``renewed`` record the outcome and its time (``outcome``, ``outcome_at``); a
+  renewal also sets the next renewal date and ARR it carries. The batch keeps the account as it
+  was just before (``AccountOutcome``): what a churn model learns from, without the outcome.
 - ``usage_reported`` records the period's usage in ``usage_history`` (oldest first, one entry per
   ``period_end``, a new report for a period replaces it, the last ``MAX_USAGE_PERIODS`` kept).
   Its licensed seats, plan, features used / available update the account only when the period
@@ -29,6 +33,7 @@ from its last failure report to "now"; a downgrade request counts as one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -37,12 +42,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.account_events import (
+    AccountChurned,
     AccountCreated,
     AccountEvent,
     AccountNpsSubmitted,
     AccountPaymentFailed,
     AccountPaymentSucceeded,
     AccountRenewalUpdated,
+    AccountRenewed,
     AccountTicketClosed,
     AccountTicketOpened,
     AccountUpdated,
@@ -58,10 +65,16 @@ from worker.engine import (
     score_expansion,
 )
 from worker.engine.framework import normalize_key
+from worker.models.churn import LoadedChurnModel, ModelChurnScore, score_rows
+from worker.models.churn_features import RawRow, account_features
 
 MAX_USAGE_PERIODS = 12  # periods kept for the usage trends (sql CHECK allows up to 52)
 MAX_OPEN_TICKETS = 1000  # beyond this the oldest open tickets are forgotten
 MAX_FAILED_INVOICES = 1000  # beyond this the oldest failed invoices are forgotten
+MAX_ATTRIBUTES = 200  # named attributes an account may carry
+
+AttributeValue = str | int | float
+Outcome = Literal["churned", "renewed"]
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITY_RANK: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -119,6 +132,9 @@ class AccountState(_Frozen):
     renewal_date: date | None = None
     arr: Decimal | None = None
     downgrade_requested: bool = False
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    outcome: Outcome | None = None  # the latest outcome
+    outcome_at: datetime | None = None
     created_at: datetime
     last_event_id: str
     last_event_time: datetime
@@ -203,6 +219,20 @@ def _usage_changes(state: AccountState, event: AccountUsageReported) -> dict[str
     return changes
 
 
+def _merged_attributes(
+    current: dict[str, AttributeValue], update: dict[str, AttributeValue | None]
+) -> dict[str, AttributeValue]:
+    merged = dict(current)
+    for name, value in update.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    if len(merged) > MAX_ATTRIBUTES:
+        raise ValueError(f"more than {MAX_ATTRIBUTES} attributes on one account")
+    return dict(sorted(merged.items()))
+
+
 def apply_account_event(state: AccountState | None, event: AccountEvent) -> AccountState | None:
     """Return the state after ``event``, or ``None`` when the event is stale."""
     at = event.time
@@ -212,13 +242,46 @@ def apply_account_event(state: AccountState | None, event: AccountEvent) -> Acco
         )
     elif at < state.last_event_time:
         return None
+    changes = _fact_changes(state, event)
+    if changes is None:
+        changes = _activity_changes(state, event)
+    changes["last_event_id"] = event.id
+    changes["last_event_time"] = at
+    return state.model_copy(update=changes)
 
+
+def _fact_changes(state: AccountState, event: AccountEvent) -> dict[str, Any] | None:
+    """Changes of the account's own facts, renewal and outcomes (None: another event)."""
+    at = event.time
     changes: dict[str, Any]
     if isinstance(event, AccountCreated | AccountUpdated):
-        changes = event.data.model_dump(exclude_none=True)
+        changes = event.data.model_dump(exclude_none=True, exclude={"attributes"})
         if "plan" in changes:
             changes["plan"] = _plan(changes["plan"])
-    elif isinstance(event, AccountUsageReported):
+        if event.data.attributes:
+            changes["attributes"] = _merged_attributes(state.attributes, event.data.attributes)
+    elif isinstance(event, AccountRenewalUpdated):
+        data = event.data
+        changes = data.model_dump(exclude_none=True, exclude={"seats", "plan"})
+        if data.seats is not None:
+            changes["licensed_seats"] = data.seats
+        if data.plan is not None:
+            changes["plan"] = _plan(data.plan)
+    elif isinstance(event, AccountChurned):
+        changes = {"outcome": "churned", "outcome_at": at}
+    elif isinstance(event, AccountRenewed):
+        changes = {"outcome": "renewed", "outcome_at": at, "downgrade_requested": False}
+        changes.update(event.data.model_dump(exclude_none=True))
+    else:
+        return None
+    return changes
+
+
+def _activity_changes(state: AccountState, event: AccountEvent) -> dict[str, Any]:
+    """Changes of usage, tickets, payments and survey answers."""
+    at = event.time
+    changes: dict[str, Any]
+    if isinstance(event, AccountUsageReported):
         changes = _usage_changes(state, event)
     elif isinstance(event, AccountTicketOpened):
         previous = state.open_tickets.get(event.data.ticket_id)
@@ -254,19 +317,9 @@ def apply_account_event(state: AccountState | None, event: AccountEvent) -> Acco
         changes = {"nps": event.data.score, "nps_submitted_at": at}
         if event.data.csat is not None:
             changes["csat"] = event.data.csat
-    elif isinstance(event, AccountRenewalUpdated):
-        data = event.data
-        changes = data.model_dump(exclude_none=True, exclude={"seats", "plan"})
-        if data.seats is not None:
-            changes["licensed_seats"] = data.seats
-        if data.plan is not None:
-            changes["plan"] = _plan(data.plan)
     else:  # pragma: no cover - the union is exhaustive
         raise TypeError(f"unhandled account event {type(event).__name__}")
-
-    changes["last_event_id"] = event.id
-    changes["last_event_time"] = at
-    return state.model_copy(update=changes)
+    return changes
 
 
 # -- scoring ---------------------------------------------------------------------------------
@@ -290,6 +343,40 @@ def churn_input(state: AccountState, as_of: datetime) -> ChurnInput:
         renewal_date=state.renewal_date,
         as_of=utc_date(as_of),
     )
+
+
+def churn_features(state: AccountState, as_of: datetime) -> RawRow:
+    """The churn model's raw features of the account as of ``as_of``: the heuristic's signals,
+    plan, ARR, feature adoption and the named attributes."""
+    adoption = (
+        None
+        if state.features_used is None or not state.features_available
+        else state.features_used / state.features_available
+    )
+    facts = {
+        "plan": state.plan,
+        "arr": None if state.arr is None else float(state.arr),
+        "feature_adoption": adoption,
+    }
+    return account_features(churn_input(state, as_of), state.attributes, facts)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOutcome:
+    """An outcome and the account as it was just before it (a churn model's training row)."""
+
+    account_id: str
+    event_id: str
+    outcome: Outcome
+    occurred_at: datetime
+    before: AccountState
+
+    @property
+    def churned(self) -> bool:
+        return self.outcome == "churned"
+
+    def features(self) -> RawRow:
+        return churn_features(self.before, self.occurred_at)
 
 
 def expansion_gaps(state: AccountState) -> list[str]:
@@ -329,34 +416,139 @@ def expansion_input(state: AccountState, churn: ChurnResult | None) -> Expansion
     )
 
 
+HEURISTIC = "heuristic"  # the churn model version of the framework's formula
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedChurn:
+    """What the learned model said, beside the effective churn result it produced."""
+
+    version: str
+    probability: float
+    raises: tuple[str, ...]
+    lowers: tuple[str, ...]
+    heuristic_score: int  # the framework's score, kept for comparison
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "probability": self.probability,
+            "raises": list(self.raises),
+            "lowers": list(self.lowers),
+            "heuristic_score": self.heuristic_score,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class AccountScore:
     churn: ChurnResult
     expansion: ExpansionResult | None
     expansion_unscored: str | None = None  # why there is no expansion score
     as_of: datetime | None = None  # the "now" scored at
+    learned: LearnedChurn | None = None  # None: the heuristic scored the churn
 
     @property
     def framework_version(self) -> str:
         return self.churn.framework_version
 
+    @property
+    def churn_model_version(self) -> str:
+        return HEURISTIC if self.learned is None else self.learned.version
+
+
+def churn_level(score: int, framework: Framework, industry: str | None) -> str:
+    lv = framework.for_industry(industry).params.churn.levels
+    if score >= lv.critical_min:
+        return "critical"
+    if score >= lv.high_min:
+        return "high"
+    return "medium" if score >= lv.medium_min else "low"
+
+
+def learned_churn(
+    heuristic: ChurnResult,
+    scored: ModelChurnScore,
+    version: str,
+    framework: Framework,
+    industry: str | None,
+) -> tuple[ChurnResult, LearnedChurn]:
+    """The effective churn result of a model's score: its score, the framework's level for
+    it, the factors raising the risk as drivers; the heuristic's breakdown stays (days to
+    renewal for the alert rules)."""
+    result = heuristic.model_copy(
+        update={
+            "score": scored.score,
+            "level": churn_level(scored.score, framework, industry),
+            "drivers": scored.explanation.raises,
+        }
+    )
+    learned = LearnedChurn(
+        version=version,
+        probability=scored.probability,
+        raises=scored.explanation.raises,
+        lowers=scored.explanation.lowers,
+        heuristic_score=heuristic.score,
+    )
+    return result, learned
+
 
 def score_account(
-    state: AccountState, framework: Framework, now: datetime | None = None
+    state: AccountState,
+    framework: Framework,
+    now: datetime | None = None,
+    churn_model: LoadedChurnModel | None = None,
 ) -> AccountScore:
     """Churn and expansion of the account with "now" = its last event's time (or a clock
-    tick's instant)."""
+    tick's instant); churn from ``churn_model`` (the champion) when given, else the
+    framework's heuristic."""
     as_of = now or state.last_event_time
     churn = score_churn(churn_input(state, as_of), framework)
+    learned = None
+    if churn_model is not None:
+        (scored,) = score_rows(churn_model.model, [churn_features(state, as_of)])
+        churn, learned = learned_churn(
+            churn, scored, churn_model.version, framework, state.industry
+        )
+    return _with_expansion(state, framework, churn, as_of, learned)
+
+
+def _with_expansion(
+    state: AccountState,
+    framework: Framework,
+    churn: ChurnResult,
+    as_of: datetime,
+    learned: LearnedChurn | None = None,
+) -> AccountScore:
+    """The account's score with its expansion (which reads the churn risk) added."""
     gaps = expansion_gaps(state)
     if gaps:
-        return AccountScore(churn, None, f"missing {', '.join(gaps)}", as_of)
+        return AccountScore(churn, None, f"missing {', '.join(gaps)}", as_of, learned)
     tiers = framework.for_industry(state.industry).params.expansion.tiers
     if normalize_key(state.plan or "") not in tiers:
         known = ", ".join(sorted(tiers))
-        return AccountScore(
-            churn, None, f"unknown plan tier {state.plan!r} (known: {known})", as_of
-        )
+        unknown = f"unknown plan tier {state.plan!r} (known: {known})"
+        return AccountScore(churn, None, unknown, as_of, learned)
     inputs = expansion_input(state, churn)
     assert inputs is not None
-    return AccountScore(churn, score_expansion(inputs, framework), None, as_of)
+    return AccountScore(churn, score_expansion(inputs, framework), None, as_of, learned)
+
+
+def score_accounts(
+    accounts: Sequence[tuple[AccountState, datetime]],
+    framework: Framework,
+    churn_model: LoadedChurnModel | None,
+) -> list[AccountScore]:
+    """:func:`score_account` of many accounts (each with its "now"), the model's predictions
+    and explanations in one batch: how a new champion rescores every stored account."""
+    heuristic = [score_churn(churn_input(s, at), framework) for s, at in accounts]
+    if churn_model is None:
+        return [
+            _with_expansion(s, framework, h, at)
+            for (s, at), h in zip(accounts, heuristic, strict=True)
+        ]
+    scored = score_rows(churn_model.model, [churn_features(s, at) for s, at in accounts])
+    out = []
+    for (state, at), h, m in zip(accounts, heuristic, scored, strict=True):
+        churn, learned = learned_churn(h, m, churn_model.version, framework, state.industry)
+        out.append(_with_expansion(state, framework, churn, at, learned))
+    return out

@@ -11,14 +11,20 @@ event, so a replay raises the same alert ids.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from schemas.account_events import AccountEvent
 from schemas.alerts import AccountAlert, AccountAlertState, AlertCause
 from schemas.clock import ClockTick
-from worker.domain.account import AccountScore, AccountState, apply_account_event, score_account
+from worker.domain.account import (
+    AccountOutcome,
+    AccountScore,
+    AccountState,
+    apply_account_event,
+    score_account,
+)
 from worker.domain.account_alerts import (
     AccountAlertRules,
     AccountTrack,
@@ -28,6 +34,7 @@ from worker.domain.account_alerts import (
 from worker.domain.alerts import alert_id
 from worker.domain.batch import Incoming, ScoredOutcome, fold
 from worker.engine import Framework
+from worker.models.churn import LoadedChurnModel
 
 AccountIncoming = Incoming[AccountEvent]
 
@@ -43,6 +50,8 @@ class AccountBatchOutcome(
     ScoredOutcome[AccountEvent, AccountState, AccountScore, AccountTrack, AccountAlert]
 ):
     noun: ClassVar[str] = "accounts"
+    # outcomes applied, each with the account as it was before (churn training rows)
+    outcomes: list[AccountOutcome] = field(default_factory=list)
 
     def score_context(self, score: AccountScore) -> dict[str, Any]:
         return {
@@ -57,10 +66,12 @@ class AccountBatchOutcome(
         cause: Incoming[Any],
         framework: Framework,
         now: datetime | None = None,
+        churn_model: LoadedChurnModel | None = None,
     ) -> None:
-        """Score ``state`` as of ``now`` (its last event's time by default), re-evaluate its
-        alert level and record both, with the alert ``cause`` raises, if any."""
-        score = score_account(state, framework, now)
+        """Score ``state`` as of ``now`` (its last event's time by default; churn from
+        ``churn_model`` when given, else the heuristic), re-evaluate its alert level and record
+        both, with the alert ``cause`` raises, if any."""
+        score = score_account(state, framework, now, churn_model)
         churn = score.churn
         new_track, change = evaluate_account(
             track,
@@ -122,10 +133,11 @@ def apply_account_batch(
     seen_event_ids: Iterable[str],
     incoming: Iterable[AccountIncoming],
     framework: Framework,
+    churn_model: LoadedChurnModel | None = None,
 ) -> AccountBatchOutcome:
     """Apply events in record order: skip ids already applied (or earlier in the batch) and
     stale events, merge, score after every applied event with "now" = its time and re-evaluate
-    the alert level."""
+    the alert level; keep each outcome with the account as it was before it."""
     out = AccountBatchOutcome()
 
     def apply_one(item: AccountIncoming) -> bool:
@@ -136,18 +148,35 @@ def apply_account_batch(
         after = apply_account_event(before, item.event)
         if after is None:
             return False
-        out.rescore(after, track, item, framework)
+        outcome = _outcome(item, before, after)
+        out.rescore(after, track, item, framework, churn_model=churn_model)
+        if outcome is not None:
+            out.outcomes.append(outcome)
         return True
 
     return fold(out, seen_event_ids, incoming, apply_one)
 
 
+def _outcome(
+    item: AccountIncoming, before: AccountState | None, after: AccountState
+) -> AccountOutcome | None:
+    event = item.event
+    if event.type not in ("account.churned", "account.renewed") or after.outcome is None:
+        return None
+    # an outcome for an account never seen: what is known of it is only the outcome itself
+    was = before or after.model_copy(update={"outcome": None, "outcome_at": None})
+    return AccountOutcome(after.account_id, event.id, after.outcome, event.time, was)
+
+
 def age_accounts(
-    accounts: Iterable[StoredAccount], tick: Incoming[ClockTick], framework: Framework
+    accounts: Iterable[StoredAccount],
+    tick: Incoming[ClockTick],
+    framework: Framework,
+    churn_model: LoadedChurnModel | None = None,
 ) -> AccountBatchOutcome:
     """Scores and alert transitions of ``accounts`` as of the tick's instant."""
     out = AccountBatchOutcome()
     for account in accounts:
-        out.rescore(account.state, account.track, tick, framework, tick.event.time)
+        out.rescore(account.state, account.track, tick, framework, tick.event.time, churn_model)
         out.aged += 1
     return out

@@ -11,11 +11,12 @@ import asyncpg
 from pydantic_core import to_jsonable_python
 
 from schemas.clock import ClockTick
-from worker.domain.account import AccountScore, AccountState
+from worker.domain.account import AccountOutcome, AccountScore, AccountState
 from worker.domain.account_alerts import AccountTrack
 from worker.domain.account_batch import AccountBatchOutcome, StoredAccount, age_accounts
 from worker.domain.batch import Incoming
 from worker.engine import Framework
+from worker.models.churn import LoadedChurnModel
 from worker.store import outbox
 from worker.store.clock import due_pages
 from worker.store.upsert import insert_from_json, rows_json
@@ -40,6 +41,9 @@ STATE_COLUMNS: dict[str, str] = {
     "renewal_date": "date",
     "arr": "numeric",
     "downgrade_requested": "boolean",
+    "attributes": "jsonb",
+    "outcome": "text",
+    "outcome_at": "timestamptz",
     "created_at": "timestamptz",
     "last_event_id": "text",
     "last_event_time": "timestamptz",
@@ -62,6 +66,7 @@ SCORE_COLUMNS: dict[str, str] = {
     "expansion_drivers": "jsonb",
     "score_details": "jsonb",
     "framework_version": "text",
+    "churn_model_version": "text",
     "scored_at": "timestamptz",
 }
 ALERT_COLUMNS: dict[str, str] = {"alert_level": "text"}
@@ -83,13 +88,13 @@ UPSERT_ACCOUNTS = insert_from_json(
     keep_if_null=ROUTING_COLUMNS,
 )
 # what a batch or a tick loads: the state and the alert track (level, last churn scored)
-_LOAD_COLUMNS = ", ".join([*STATE_COLUMNS, *ALERT_COLUMNS, "churn_risk", "churn_level"])
+LOAD_COLUMNS = ", ".join([*STATE_COLUMNS, *ALERT_COLUMNS, "churn_risk", "churn_level"])
 LOCK_ACCOUNTS = (
-    f"SELECT {_LOAD_COLUMNS} FROM accounts WHERE account_id = ANY($1::text[]) "
+    f"SELECT {LOAD_COLUMNS} FROM accounts WHERE account_id = ANY($1::text[]) "
     "ORDER BY account_id FOR UPDATE"
 )
 NO_ALERT = AccountTrack()
-_JSON_COLUMNS = ("usage_history", "open_tickets", "failed_invoices")
+_JSON_COLUMNS = ("usage_history", "open_tickets", "failed_invoices", "attributes")
 
 
 def state_from_row(row: Mapping[str, Any]) -> AccountState:
@@ -144,10 +149,12 @@ def account_row(
         expansion_drivers=list(expansion.drivers) if expansion else [],
         score_details={
             "churn": churn.to_dict(),
+            "churn_model": score.learned.to_dict() if score.learned else None,
             "expansion": expansion.to_dict() if expansion else None,
             "expansion_unscored": score.expansion_unscored,
         },
         framework_version=score.framework_version,
+        churn_model_version=score.churn_model_version,
         scored_at=to_jsonable_python(score.as_of or state.last_event_time),
     )
     return row
@@ -162,19 +169,45 @@ async def write(conn: asyncpg.Connection, outcome: AccountBatchOutcome) -> None:
             for a, s in outcome.states.items()
         )
         await conn.execute(UPSERT_ACCOUNTS, rows_json(rows))
+    if outcome.outcomes:
+        await conn.execute(INSERT_OUTCOMES, rows_json(outcome_row(o) for o in outcome.outcomes))
     if outcome.alerts:
         await outbox.insert(conn, outcome.alerts)
 
 
+OUTCOME_COLUMNS = {
+    "event_id": "text",
+    "account_id": "text",
+    "outcome": "text",
+    "occurred_at": "timestamptz",
+    "state": "jsonb",
+}
+INSERT_OUTCOMES = insert_from_json("account_outcomes", OUTCOME_COLUMNS, conflict=("event_id",))
+
+
+def outcome_row(o: AccountOutcome) -> dict[str, Any]:
+    return {
+        "event_id": o.event_id,
+        "account_id": o.account_id,
+        "outcome": o.outcome,
+        "occurred_at": o.occurred_at,
+        "state": o.before.model_dump(mode="json"),
+    }
+
+
 AGE_PAGE = 2000  # accounts per transaction when a tick ages a partition
 _AGING = (
-    f"SELECT {_LOAD_COLUMNS}, scored_at FROM accounts "
+    f"SELECT {LOAD_COLUMNS}, scored_at FROM accounts "
     "WHERE source_partition = $1 AND account_id > $2 ORDER BY account_id LIMIT $3 FOR UPDATE"
 )
 
 
 async def age(
-    pool: asyncpg.Pool, partition: int, tick: Incoming[ClockTick], framework: Framework
+    pool: asyncpg.Pool,
+    partition: int,
+    tick: Incoming[ClockTick],
+    framework: Framework,
+    churn_model: LoadedChurnModel | None = None,
 ) -> AccountBatchOutcome:
     """Rescore the accounts of ``partition`` as of the tick and raise their alert transitions,
     a page per transaction (accounts already scored at or after it keep their scores and
@@ -182,7 +215,7 @@ async def age(
     out = AccountBatchOutcome()
     now = tick.event.time
     async for conn, due, _ in due_pages(pool, _AGING, partition, "account_id", AGE_PAGE, now):
-        page = age_accounts([stored_from_row(r) for r in due], tick, framework)
+        page = age_accounts([stored_from_row(r) for r in due], tick, framework, churn_model)
         await write(conn, page)
         out.alerts.extend(page.alerts)  # not the scores: a tick may age many accounts
         out.aged += page.aged
