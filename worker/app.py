@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -46,6 +46,7 @@ from worker.store.batches import Projection, apply_batch
 from worker.store.params import sync_framework_params
 from worker.store.pool import create_pool
 from worker.tasks.base import BackgroundTask
+from worker.tasks.champion import ChurnChampion
 from worker.tasks.clock import ClockPublisher
 from worker.tasks.metrics import MetricsPublisher, snapshot
 from worker.tasks.outbox_relay import OutboxRelay
@@ -72,6 +73,8 @@ class Worker:
         self.stages = load_stage_map(settings.stage_map_path)
         self.timings = BatchTimings()
         self.running: Running | None = None
+        # the churn champion accounts are scored with (None: the framework's heuristic)
+        self.churn = ChurnChampion(settings.model_refresh_seconds)
         self.deals: BatchConsumer[DealBatchOutcome] = BatchConsumer(
             self._deal_family(), self._producer, self.timings
         )
@@ -99,21 +102,37 @@ class Worker:
         s = self.settings
         decode = partial(codec.decode_account, max_bytes=s.max_message_bytes)
         return self._projected(
-            "account", "account_id", s.account_topic, decode, accounts, apply_account_batch
+            "account",
+            "account_id",
+            s.account_topic,
+            decode,
+            accounts,
+            apply_account_batch,
+            models=lambda: {"churn_model": self.churn.current},
         )
 
     def _projected(
-        self, name: str, subject: str, topic: str, decode: Any, table: Any, fold: Any
+        self,
+        name: str,
+        subject: str,
+        topic: str,
+        decode: Any,
+        table: Any,
+        fold: Any,
+        models: Callable[[], dict[str, Any]] = dict,
     ) -> EventFamily[Any]:
         """A family projected into a table by one of the ``worker.store`` modules (its
         ``lock``, ``write`` and ``age``) with its pure fold; ticks age it; alerts wake the
-        relay."""
+        relay. ``models`` gives the fold and the ageing the models in charge at call time
+        (a champion may change while the worker runs)."""
         fw = self.framework
         projection = Projection(
             lock=table.lock,
-            fold=partial(fold, framework=fw),
+            fold=lambda current, seen, items: fold(current, seen, items, framework=fw, **models()),
             write=table.write,
-            age=partial(table.age, framework=fw),
+            age=lambda pool, partition, tick: table.age(
+                pool, partition, tick, framework=fw, **models()
+            ),
         )
         return EventFamily(
             name=name,
@@ -141,6 +160,7 @@ class Worker:
         )
 
     async def _apply(self, projection: Projection[Any, Any], items: list, dead_letter) -> Any:
+        await self.churn.ready()  # the champion loaded at start, if there is one
         return await apply_batch(self._run().pool, projection, items, dead_letter)
 
     def _alerts_committed(self, outcome: DealBatchOutcome | AccountBatchOutcome) -> None:
@@ -196,7 +216,7 @@ class Worker:
         self.running = Running(pool, producer, relay, forecast)
         # the relay first: publish what a previous run committed but did not send
         pruner = Pruner(pool, s.retention_days, snapshot_days=s.snapshot_retention_days)
-        tasks: list[BackgroundTask] = [relay, pruner]
+        tasks: list[BackgroundTask] = [relay, pruner, self.churn.bind(pool)]
         if forecast is not None:
             tasks.append(forecast)
         if s.tick_interval > timedelta(0):

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     forecast_daily_cron: str = Field("0 2 * * *", description="daily snapshot (cron, UTC)")
     forecast_months: int = Field(6, ge=1, le=60, description="forecast horizon in months")
     forecast_seed: int = Field(0, description="seed of the forecast's simulations")
+    model_refresh_seconds: float = Field(
+        30.0, gt=0, description="how often a worker checks the registry for a new champion"
+    )
+    churn_min_churned: int = Field(200, ge=1, description="fewer: no churn model (heuristic)")
+    churn_min_renewed: int = Field(200, ge=1, description="fewer: no churn model (heuristic)")
     tick_interval: timedelta = Field(
         timedelta(days=1),
         description="clock tick period (seconds or ISO 8601, e.g. P1D); 0: publish no ticks",

@@ -11,7 +11,19 @@ import sys
 
 import typer
 
-from worker.cli import alerts, changes, clock, data, deals, forecast, schemas, score, worker
+from worker.cli import (
+    alerts,
+    changes,
+    clock,
+    data,
+    deals,
+    forecast,
+    models,
+    schemas,
+    score,
+    train,
+    worker,
+)
 
 app = typer.Typer(
     help="revenue-intelligence: CRM events in, deal scores and alerts out.",
@@ -19,7 +31,19 @@ app = typer.Typer(
     # a traceback's local variables would show settings, and with them secrets
     pretty_exceptions_show_locals=False,
 )
-for _module in (worker, data, clock, deals, changes, alerts, forecast, score, schemas):
+for _module in (
+    worker,
+    data,
+    clock,
+    deals,
+    changes,
+    alerts,
+    forecast,
+    score,
+    schemas,
+    train,
+    models,
+):
     _module.register(app)
 
 

@@ -1,0 +1,113 @@
+"""``revintel train churn``: train a model from the outcomes stored in PostgreSQL and register
+it (the champion when its kind has none, else the challenger). The ``train`` group is one typer
+sub-app; each kind is a command of it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from worker.cli.common import SERVICE_ERRORS, console, database, fail, now, quiet_logs, settings
+
+train = typer.Typer(
+    help="Train a model from the outcomes stored in PostgreSQL and register it.",
+    no_args_is_help=True,
+)
+
+FIGURES = ("auc", "brier", "base_rate_brier", "log_loss", "calibration_error", "mean_prediction")
+
+
+def figures_table(title: str, columns: dict[str, dict[str, Any]]) -> Table:
+    """Held-out figures side by side (one column per model)."""
+    table = Table(title=title)
+    table.add_column("figure")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for figure in FIGURES:
+        cells = [columns[n].get(figure) for n in columns]
+        table.add_row(figure, *("" if c is None else f"{c:.4f}" for c in cells))
+    table.add_row("cases", *(f"{columns[n].get('cases', 0):,}" for n in columns))
+    table.add_row("churn rate", *(f"{columns[n].get('positive_rate', 0):.1%}" for n in columns))
+    return table
+
+
+def print_split(split: dict[str, Any]) -> None:
+    console.print(f"split, by {split['order']}:")
+    for fold in ("fit", "calibration", "test"):
+        f = split[fold]
+        console.print(
+            f"  {fold:<12} {f['rows']:>6,} outcomes ({f['churned']:,} churned), "
+            f"{f['from']} .. {f['to']}"
+        )
+
+
+@train.command("churn")
+def churn(
+    min_churned: Annotated[
+        int | None, typer.Option(min=1, help="fewer churned outcomes: no model (default: settings)")
+    ] = None,
+    min_renewed: Annotated[
+        int | None, typer.Option(min=1, help="fewer renewed outcomes: no model (default: settings)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the version as JSON")] = False,
+) -> None:
+    """Train the churn model on every stored account outcome; as champion (first model) every
+    account's churn risk is rescored with it, else it is registered as the challenger."""
+    from worker.engine import load_framework
+    from worker.models.churn import NotEnoughData, TrainParams
+    from worker.tasks.churn_training import train_churn
+
+    s = settings()
+    params = TrainParams(
+        min_churned=min_churned or s.churn_min_churned,
+        min_renewed=min_renewed or s.churn_min_renewed,
+    )
+    framework = load_framework(s.framework_path)
+
+    async def main():
+        async with database(s) as pool:
+            return await train_churn(pool, framework, params, now())
+
+    try:
+        with quiet_logs():
+            done = asyncio.run(main())
+    except NotEnoughData as exc:
+        console.print(f"no churn model trained: {exc}")
+        raise typer.Exit(0) from None
+    except (*SERVICE_ERRORS, ValueError) as exc:
+        fail(f"cannot train the churn model: {exc}")
+    mv = done.version
+    if as_json:
+        summary = mv.model_dump(mode="json", exclude={"artifact"})
+        print(json.dumps({**summary, "rescored": done.rescored}, indent=2))
+        return
+    console.print(
+        f"trained {mv.version} as {mv.role} ({mv.params['family']}, "
+        f"{mv.params['calibration']} calibration)"
+    )
+    samples = mv.samples
+    console.print(
+        f"outcomes: {samples['rows']:,} ({samples['positive']:,} churned, "
+        f"{samples['negative']:,} renewed), {mv.train_from:%Y-%m-%d} .. {mv.train_to:%Y-%m-%d}"
+    )
+    print_split(mv.metrics["split"])
+    console.print(
+        figures_table(
+            "Held out in time (test fold)",
+            {"model": mv.metrics["test"], "plain logistic": mv.metrics["baseline_logistic"]},
+        )
+    )
+    if done.rescored:
+        console.print(f"rescored {done.rescored:,} accounts with the champion {mv.version}")
+    else:
+        console.print(
+            "the champion still scores; compare and promote: revintel models report churn"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train, name="train")

@@ -1,0 +1,70 @@
+"""Training the churn model from the outcomes stored in PostgreSQL, registering the version,
+and putting the champion's scores on every account.
+
+``train_churn``: the outcomes (``account_outcomes``: accounts as they were before each
+``account.churned`` / ``account.renewed``) -> ``worker.models.churn.train`` -> a registry
+version, the champion when the kind has none, else the challenger -> when it became champion,
+every account's churn rescored with it. ``promote_churn``: a version made champion, then the
+same rescoring. Too few outcomes: :class:`~worker.models.churn.NotEnoughData`, nothing stored,
+the heuristic stays in charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from worker.engine import Framework
+from worker.log import get_logger
+from worker.models.churn import KIND, LoadedChurnModel, TrainingRow, TrainParams, train
+from worker.models.registry import ModelVersion, new_version
+from worker.store import churn, models
+
+log = get_logger(component="churn-training")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedVersion:
+    version: ModelVersion  # as saved, with its role
+    rescored: int  # accounts rescored (0 unless it became champion)
+
+
+async def train_churn(
+    pool: asyncpg.Pool, framework: Framework, params: TrainParams, trained_at: datetime
+) -> TrainedVersion:
+    """Train on every stored outcome, save the version, rescore when it is the champion."""
+    async with pool.acquire() as conn:
+        outcomes = await churn.outcomes(conn)
+    rows = [TrainingRow(o.features(), o.churned, o.occurred_at) for o in outcomes]
+    log.info("churn_training_started", outcomes=len(rows))
+    # the fitting is CPU work: off the event loop
+    trained = await asyncio.to_thread(train, rows, params)
+    mv = new_version(
+        KIND,
+        trained.model,
+        trained_at=trained_at,
+        train_from=trained.train_from,
+        train_to=trained.train_to,
+        samples=trained.samples,
+        metrics=trained.metrics,
+        params=trained.params,
+    )
+    async with pool.acquire() as conn:
+        role = "challenger" if await models.champion_version(conn, KIND) else "champion"
+        saved = await models.save(conn, mv, role)
+    log.info("churn_model_saved", version=saved.version, role=role, **trained.samples)
+    rescored = 0
+    if role == "champion":
+        rescored = await churn.rescore(pool, framework, LoadedChurnModel(mv.version, trained.model))
+    return TrainedVersion(saved, rescored)
+
+
+async def promote_churn(pool: asyncpg.Pool, framework: Framework, version: str) -> TrainedVersion:
+    """Make ``version`` the churn champion and rescore every account with it."""
+    async with pool.acquire() as conn:
+        promoted = await models.promote(conn, KIND, version)
+    loaded = LoadedChurnModel(promoted.version, promoted.load())
+    return TrainedVersion(promoted, await churn.rescore(pool, framework, loaded))
