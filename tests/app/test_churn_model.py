@@ -41,6 +41,11 @@ async def test_bank_churn_trains_a_champion_that_scores_every_account(
         update={"batch_size": 1000, "model_refresh_seconds": 0.5, "tick_interval": timedelta(0)}
     )
     worker = await start_worker(s)
+    env = worker_env(s)
+    # -- before any outcome: no model, the heuristic stays in charge
+    code, out = await revintel("train", "churn", env=env, within=120)
+    assert code == 0 and "no churn model trained" in out and "heuristic" in out, out
+
     await publish(producer, s.account_topic, list(events(bank_churn_data, CUSTOMERS)))
 
     async def all_outcomes() -> bool:
@@ -52,7 +57,6 @@ async def test_bank_churn_trains_a_champion_that_scores_every_account(
     await eventually(all_outcomes, within=300)
     assert await bank_rows(db, "churn_model_version = 'heuristic'") == CUSTOMERS
     assert await bank_rows(db, "attributes ? 'age' AND outcome IS NOT NULL") == CUSTOMERS
-    env = worker_env(s)
 
     # -- the first model is the champion, and every account is rescored with it
     code, out = await revintel("train", "churn", "--json", env=env, within=300)
