@@ -13,6 +13,7 @@ import typer
 
 from worker.cli import (
     alerts,
+    backtest,
     changes,
     clock,
     data,
@@ -39,6 +40,7 @@ for _module in (
     changes,
     alerts,
     forecast,
+    backtest,
     score,
     schemas,
     train,
