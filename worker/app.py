@@ -10,16 +10,18 @@ scheduler, metrics publisher); and serves the HTTP routes (``worker.http``) besi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import asyncpg
+import uvicorn
 from aiokafka import AIOKafkaProducer
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -35,16 +37,20 @@ from worker.engine import Framework, load_framework
 from worker.forecast.scheduler import ForecastScheduler
 from worker.http.routes import routes
 from worker.kafka import codec
+from worker.kafka.client import broker_security, kafka_client
 from worker.kafka.consumer import BatchConsumer, BatchTimings, EventFamily
 from worker.kafka.normaliser import NormalisedOutcome, publish_canonical
 from worker.kafka.producer import durable_producer
 from worker.kafka.subscription import batch_subscriber_options
-from worker.kafka.topics import dlq_topic, ensure_topics
+from worker.kafka.topics import dlq_topic, ensure_topics, kafka_answers
+from worker.log import get_logger, library_logger
+from worker.retry import TRANSIENT
 from worker.settings import Settings
 from worker.store import accounts, deals
 from worker.store.batches import Projection, apply_batch
+from worker.store.migrations import migrate
 from worker.store.params import sync_framework_params
-from worker.store.pool import create_pool
+from worker.store.pool import create_pool, postgres_answers, safe_url
 from worker.tasks.base import BackgroundTask
 from worker.tasks.champion import ChurnChampion
 from worker.tasks.clock import ClockPublisher
@@ -191,8 +197,17 @@ class Worker:
 
     async def start(self) -> None:
         s = self.settings
-        await ensure_topics(s.kafka_bootstrap_servers, self.topics, s.topic_partitions)
+        kafka = kafka_client(s)
+        await ensure_topics(kafka, self.topics, s.topic_partitions)
         pool = await create_pool(s.database_url)
+        try:
+            producer = await self._sync_and_connect(pool)
+        except BaseException:
+            await pool.close()  # a start that failed half-way can be tried again
+            raise
+        self._start_tasks(pool, producer)
+
+    async def _sync_and_connect(self, pool: asyncpg.Pool) -> AIOKafkaProducer:
         await sync_framework_params(
             pool,
             {
@@ -201,8 +216,16 @@ class Worker:
                 "overdue_half_life_days": self.framework.forecast.overdue_half_life_days,
             },
         )
-        producer = durable_producer(s.kafka_bootstrap_servers)
-        await producer.start()
+        producer = durable_producer(kafka_client(self.settings))
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    def _start_tasks(self, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> None:
+        s = self.settings
         relay = OutboxRelay(pool, producer, s.alerts_topic, poll_seconds=s.outbox_poll_seconds)
         forecast = None
         if s.forecast_enabled:
@@ -311,7 +334,11 @@ DESCRIPTIONS = {
 def create_broker(settings: Settings, consumers: Sequence[BatchConsumer[Any]]) -> KafkaBroker:
     # FastStream's per-message access log goes to DEBUG; our batch_applied line says more.
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, client_id="revintel-worker", log_level=logging.DEBUG
+        settings.kafka_bootstrap_servers,
+        client_id="revintel-worker",
+        security=broker_security(settings),
+        logger=library_logger("faststream.kafka"),
+        log_level=logging.DEBUG,
     )
     for consumer in consumers:
         if consumer.family.topics:
@@ -340,18 +367,15 @@ def create_broker(settings: Settings, consumers: Sequence[BatchConsumer[Any]]) -
     return broker
 
 
-def create_app(settings: Settings) -> AsgiFastStream:
-    """The worker as an ASGI app: the Kafka consumers plus /metrics, /health and /asyncapi."""
-    worker = Worker(settings)
-    app = AsgiFastStream(
+def http_app(worker: Worker) -> AsgiFastStream:
+    """/metrics, /health and /asyncapi of a worker (its lifecycle is the caller's)."""
+    return AsgiFastStream(
         worker.broker,
         asgi_routes=routes(worker),
         asyncapi_path="/asyncapi",
         specification=asyncapi_spec(worker.broker),
+        logger=library_logger("faststream"),
     )
-    app.on_startup(worker.start)
-    app.after_shutdown(worker.stop)
-    return app
 
 
 def asyncapi_spec(broker: KafkaBroker) -> AsyncAPI:
@@ -361,4 +385,144 @@ def asyncapi_spec(broker: KafkaBroker) -> AsyncAPI:
         version="0.1.0",
         description="Consumes CRM deal and account events, writes scores to PostgreSQL, "
         "publishes alerts, dead letters, forecasts and metrics.",
+    )
+
+
+# -- running it as a service ---------------------------------------------------------------
+
+
+class StartupTimeout(Exception):
+    """PostgreSQL or Kafka did not answer within ``REVINTEL_STARTUP_DEADLINE``."""
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without signal handling of its own: :func:`serve` owns SIGINT and SIGTERM (uvicorn
+    re-raises a caught signal after its shutdown, so a graceful stop would exit -15)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    settings: Settings, migrate_first: bool = True, framework: Framework | None = None
+) -> None:
+    """Serve /health at once (503 until the worker runs), wait for PostgreSQL and Kafka, start
+    consuming; on SIGINT or SIGTERM finish the batch in hand and stop. Raises
+    :class:`StartupTimeout` when the services stay away past the deadline."""
+    log = get_logger()
+    worker = Worker(settings, framework)
+    server = _HttpServer(
+        uvicorn.Config(
+            http_app(worker),
+            host=settings.http_host,
+            port=settings.http_port,
+            lifespan="off",
+            access_log=False,
+            log_config=None,  # uvicorn's lines go through our logging (JSON when asked)
+            log_level=logging.WARNING,
+        )
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    http = asyncio.create_task(server.serve(), name="http")
+    try:
+        if await _first_of(start_when_reachable(worker, migrate_first), stopping, http):
+            log.info("worker_started", consumer_group=settings.consumer_group)
+            await _first_of(stopping.wait(), stopping, http)
+    finally:
+        log.info("worker_stopping")
+        await worker.broker.stop()  # the batch in hand is finished and committed first
+        await worker.stop()
+        server.should_exit = True
+        await http
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    log.info("worker_stopped", detail="shut down gracefully")
+
+
+async def _first_of(work: Awaitable[Any], stopping: asyncio.Event, http: asyncio.Task) -> bool:
+    """Run ``work`` until it is done (True), or a stop is asked or the HTTP server ends (False,
+    ``work`` cancelled). Its exception, if any, propagates."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({task, stop, http}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
+async def start_when_reachable(worker: Worker, migrate_first: bool = True) -> None:
+    """Start the worker as soon as PostgreSQL and Kafka answer, waiting with capped backoff
+    and one log line per attempt; give up after ``startup_deadline`` seconds (if any)."""
+    s = worker.settings
+    loop = asyncio.get_running_loop()
+    deadline = None if s.startup_deadline is None else loop.time() + s.startup_deadline
+    delay = 0.5
+    while True:
+        down = await unreachable(s)
+        if not down:
+            try:
+                await _start(worker, migrate_first)
+                return
+            except TRANSIENT as exc:  # went away between the probe and the start
+                await worker.broker.stop()
+                await worker.stop()
+                down = {"startup": _reason(exc)}
+        if deadline is not None and loop.time() >= deadline:
+            raise StartupTimeout(_not_reachable(down, s))
+        wait = delay if deadline is None else max(0.0, min(delay, deadline - loop.time()))
+        get_logger().warning(
+            "waiting_for_services", unreachable=sorted(down), errors=down, retry_in=round(wait, 1)
+        )
+        await asyncio.sleep(wait)
+        delay = min(delay * 2, 30.0)
+
+
+async def unreachable(settings: Settings) -> dict[str, str]:
+    """The services that do not answer now, with why."""
+    probes = {
+        "postgres": postgres_answers(settings.database_url),
+        "kafka": kafka_answers(kafka_client(settings)),
+    }
+    results = await asyncio.gather(*probes.values(), return_exceptions=True)
+    return {
+        name: _reason(result)
+        for name, result in zip(probes, results, strict=True)
+        if isinstance(result, BaseException)
+    }
+
+
+async def _start(worker: Worker, migrate_first: bool) -> None:
+    if migrate_first:
+        applied = await migrate(worker.settings.database_url)
+        if applied:
+            get_logger().info("migrations_applied", migrations=applied)
+    await worker.start()
+    await worker.broker.start()
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _not_reachable(down: dict[str, str], settings: Settings) -> str:
+    where = {
+        "postgres": f"PostgreSQL at {safe_url(settings.database_url)}",
+        "kafka": f"Kafka at {settings.kafka_bootstrap_servers}",
+        "startup": "the services",
+    }
+    names = " and ".join(where[name] for name in sorted(down))
+    return (
+        f"{names} not reachable after {settings.startup_deadline:g} s "
+        f"(REVINTEL_STARTUP_DEADLINE): {'; '.join(down.values())}"
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +31,22 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices(
             "KAFKA_BOOTSTRAP_SERVERS", "REVINTEL_KAFKA_BOOTSTRAP_SERVERS"
         ),
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how every Kafka client connects"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle the broker is checked with")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    startup_deadline: float | None = Field(
+        None,
+        ge=0,
+        description="seconds `run` waits for PostgreSQL and Kafka at start; None or 0: forever",
     )
     deal_topic: str = "crm.deal-events"
     account_topic: str = "crm.account-events"
@@ -88,6 +108,28 @@ class Settings(BaseSettings):
             return float(value)
         return value
 
+    @field_validator("startup_deadline")
+    @classmethod
+    def _forever(cls, value: float | None) -> float | None:
+        return value or None  # 0 means no deadline, as orchestrators expect of a service
+
+    @field_validator("startup_deadline", mode="before")
+    @classmethod
+    def _blank_forever(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every configured secret, as it may appear in a message: never to be printed."""
+        found = [*database_secrets(self.database_url), *secrets_in_environment()]
+        for secret in (self.kafka_sasl_password, self.kafka_ssl_key_password):
+            if secret is not None:
+                found.append(secret.get_secret_value())
+        # A password equal to a user name is shown with that name anyway (the local default
+        # revintel:revintel): masking it would mangle every topic and table name.
+        shown = {_database_user(self.database_url), self.kafka_sasl_username}
+        return sorted({s for s in found if len(s) >= 3 and s not in shown}, key=len, reverse=True)
+
     @property
     def deal_dlq_topic(self) -> str:
         return dlq_topic(self.deal_topic)
@@ -95,6 +137,36 @@ class Settings(BaseSettings):
     @property
     def input_topics(self) -> list[str]:
         return [self.deal_topic, *self.source_topics]
+
+
+# Environment variables whose values are secrets whatever reads them (libpq's PGPASSWORD, API
+# keys, webhook secrets of a deployment): masked too, so a new one is safe before it has a field.
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_?KEY|CREDENTIAL|PASSPHRASE", re.IGNORECASE)
+
+
+def secrets_in_environment() -> list[str]:
+    return [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 3]
+
+
+def database_secrets(url: str) -> list[str]:
+    """The password of a database URL, as written and decoded (also ``?password=``)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return []
+    found = [password] if password else []
+    found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
+    for raw in re.findall(r"(?i)password=([^&]+)", parts.query):
+        found.append(raw)
+    return [*found, *(unquote(s) for s in found)]
+
+
+def _database_user(url: str) -> str | None:
+    try:
+        return urlsplit(url).username
+    except ValueError:
+        return None
 
 
 def dlq_topic(topic: str) -> str:

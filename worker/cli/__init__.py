@@ -25,6 +25,7 @@ from worker.cli import (
     train,
     worker,
 )
+from worker.cli.common import protect_output
 
 app = typer.Typer(
     help="revenue-intelligence: CRM events in, deal scores and alerts out.",
@@ -32,6 +33,14 @@ app = typer.Typer(
     # a traceback's local variables would show settings, and with them secrets
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _before_any_command() -> None:
+    # before the command runs, so its output, errors and traceback are masked alike
+    protect_output()
+
+
 for _module in (
     worker,
     data,

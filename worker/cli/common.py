@@ -5,21 +5,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import asyncpg
 import structlog
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
-from worker.settings import Settings
+from worker.log import Masker, MaskingStream
+from worker.settings import Settings, database_secrets, secrets_in_environment
 from worker.store.pool import redact
 
+if TYPE_CHECKING:
+    from worker.engine import Framework
+
 # Piped output (CI logs, `| less`) gets a readable width instead of rich's 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
+# COLUMNS, when set, is the width to fit.
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 err_console = Console(stderr=True)
 
 # Errors of the database or the broker that a command reports as one line (exit 2).
@@ -32,22 +40,71 @@ SERVICE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def settings() -> Settings:
-    """The settings as the environment says now (read at each call, not cached)."""
-    return Settings()
+    """The settings as the environment says now (read at each call, not cached); an invalid
+    one is reported in one line naming it (exit 2)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fail(f"invalid settings: {one_line(exc)}")
+
+
+def one_line(exc: ValidationError) -> str:
+    """A validation error in one line, naming each field (never its value: it may be secret)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def framework(current: Settings | None = None) -> Framework:
+    """The scoring framework of the settings; a bad file is one line naming the field (exit
+    2), not a traceback."""
+    from worker.engine import FrameworkError, load_framework
+
+    try:
+        return load_framework((current or settings()).framework_path)
+    except FrameworkError as exc:
+        fail(str(exc))
+
+
+def configured_secrets() -> list[str]:
+    """The secrets of the settings; those of the environment alone when it does not validate."""
+    try:
+        return Settings().secrets
+    except ValidationError:  # a setting is invalid: the command reports it; mask what we can
+        url = os.environ.get("DATABASE_URL") or os.environ.get("REVINTEL_DATABASE_URL") or ""
+        return [*database_secrets(url), *secrets_in_environment()]
 
 
 def mask_secrets(text: str, current: Settings | None = None) -> str:
-    """``text`` with every configured secret masked (the database password for now)."""
-    current = current or settings()
-    return redact(text, current.database_url)
+    """``text`` with every configured secret masked (database password, SASL and key
+    passwords, secrets in the environment)."""
+    if current is None:
+        try:
+            current = Settings()
+        except ValidationError:
+            return Masker(configured_secrets())(text)
+    return Masker(current.secrets)(redact(text, current.database_url))
 
 
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` on stderr, secrets masked, and exit with status 2."""
+def protect_output() -> None:
+    """From here on, nothing written to stdout or stderr carries a configured secret: tables,
+    errors, tracebacks and log lines alike (the last line of defence behind :func:`fail`)."""
+    masker = Masker(configured_secrets())
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if not isinstance(stream, MaskingStream):
+            setattr(sys, name, MaskingStream(stream, masker))
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr, secrets masked, and exit with status ``code``."""
     err_console.print(
-        f"[red]error:[/red] {mask_secrets(message)}", highlight=False, soft_wrap=True, markup=True
+        f"[red]error:[/red] {escape(mask_secrets(message))}",
+        highlight=False,
+        soft_wrap=True,
+        markup=True,
     )
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 def parse_instant(text: str | None, default: Callable[[], datetime] | None = None) -> datetime:

@@ -103,15 +103,16 @@ async def publish(
     """Send ``events`` in order to the deal topic (created if missing), keyed by deal id, with
     the clock ``ticks`` (sorted instants) interleaved by time into every partition; returns
     the topic. Every batch is acknowledged (acks=all) before the next one."""
+    from worker.kafka.client import kafka_client
     from worker.kafka.producer import durable_producer, send_all
     from worker.kafka.ticks import publish_tick
     from worker.kafka.topics import ensure_topics, wait_for_kafka
 
     settings = settings or current_settings()
-    bootstrap, topic = settings.kafka_bootstrap_servers, settings.deal_topic
-    await wait_for_kafka(bootstrap)
-    await ensure_topics(bootstrap, [topic], settings.topic_partitions)
-    producer = durable_producer(bootstrap)
+    kafka, topic = kafka_client(settings), settings.deal_topic
+    await wait_for_kafka(kafka)
+    await ensure_topics(kafka, [topic], settings.topic_partitions)
+    producer = durable_producer(kafka)
     await producer.start()
     pending = sorted(ticks)
     try:

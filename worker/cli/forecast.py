@@ -68,6 +68,7 @@ def forecast(
     """Run a forecast now (kind manual): print it, store the run and its snapshots."""
     from worker.forecast.dashboard import forecast_table
     from worker.forecast.runs import publish_forecast, run_forecast
+    from worker.kafka.client import kafka_client
     from worker.kafka.producer import durable_producer
     from worker.kafka.topics import ensure_topics, wait_for_kafka
 
@@ -89,11 +90,10 @@ def forecast(
             )
 
     async def send(result: ForecastPublished) -> None:
-        await wait_for_kafka(settings.kafka_bootstrap_servers, within=10.0)
-        await ensure_topics(
-            settings.kafka_bootstrap_servers, [settings.forecasts_topic], settings.topic_partitions
-        )
-        producer = durable_producer(settings.kafka_bootstrap_servers)
+        kafka = kafka_client(settings)
+        await wait_for_kafka(kafka, within=10.0)
+        await ensure_topics(kafka, [settings.forecasts_topic], settings.topic_partitions)
+        producer = durable_producer(kafka)
         await producer.start()
         try:
             await publish_forecast(producer, settings.forecasts_topic, result)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Annotated
 
 import typer
 
-from worker.cli.common import SERVICE_ERRORS, console, fail, settings
+from worker.cli.common import SERVICE_ERRORS, console, fail, framework, settings
 from worker.log import configure_logging
 
 
@@ -27,27 +26,19 @@ def migrate() -> None:
 def run(
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
 ) -> None:
-    """Run the worker: consume deal and account events, score them, write them to PostgreSQL."""
-    from worker.app import create_app
-    from worker.store.migrations import migrate as run_migrations
+    """Run the worker: consume deal and account events, score them, write them to PostgreSQL.
+
+    It waits for PostgreSQL and Kafka (forever, or REVINTEL_STARTUP_DEADLINE seconds; /health
+    answers 503 meanwhile); SIGINT or SIGTERM stop it gracefully (exit 0)."""
+    from worker.app import StartupTimeout, serve
 
     current = settings()
-    configure_logging(current.log_level, current.log_json)
-
-    async def main() -> None:
-        if migrate_first:
-            await run_migrations(current.database_url)
-        # uvicorn serves /metrics, /health and /asyncapi and runs the consumers in its
-        # lifespan; SIGINT / SIGTERM stop it gracefully (the batch in hand is finished first).
-        await create_app(current).run(
-            logging.WARNING,
-            {"host": current.http_host, "port": current.http_port, "access_log": "false"},
-        )
-
+    scoring = framework(current)
+    configure_logging(current.log_level, current.log_json, current.secrets)
     try:
-        asyncio.run(main())
-    except SERVICE_ERRORS as exc:
-        fail(f"cannot start the worker: {exc}")
+        asyncio.run(serve(current, migrate_first, scoring))
+    except StartupTimeout as exc:
+        fail(f"cannot start the worker: {exc}", code=1)
 
 
 def register(app: typer.Typer) -> None:

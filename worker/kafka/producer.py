@@ -7,14 +7,16 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from worker.kafka.client import KafkaClient, as_client
+
 Header = tuple[str, bytes]
 
 
-def durable_producer(bootstrap: str) -> AIOKafkaProducer:
+def durable_producer(kafka: str | KafkaClient) -> AIOKafkaProducer:
     """acks=all and idempotence: an awaited send is on the broker's log, and retries inside
     the client do not duplicate it."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **as_client(kafka),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

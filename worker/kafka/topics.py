@@ -9,15 +9,16 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from worker.kafka.client import KafkaClient, as_client
 from worker.log import get_logger
 from worker.settings import dlq_topic
 
-__all__ = ["dlq_topic", "ensure_topics", "wait_for_kafka"]
+__all__ = ["dlq_topic", "ensure_topics", "kafka_answers", "wait_for_kafka"]
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
+async def ensure_topics(kafka: str | KafkaClient, topics: Iterable[str], partitions: int) -> None:
     """Create the topics that do not exist yet (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**as_client(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -32,17 +33,27 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) 
         await admin.close()
 
 
-async def wait_for_kafka(bootstrap: str, within: float = 30.0) -> None:
+async def kafka_answers(kafka: str | KafkaClient, within: float = 5.0) -> None:
+    """Raise unless a broker answers (and accepts our credentials) within ``within`` seconds."""
+    admin = AIOKafkaAdminClient(**as_client(kafka), request_timeout_ms=int(within * 1000))
+    try:
+        async with asyncio.timeout(within):
+            await admin.start()
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+async def wait_for_kafka(kafka: str | KafkaClient, within: float = 30.0) -> None:
     """Fail with a clear message when no broker answers (instead of hanging)."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
         try:
-            await admin.start()
-            await admin.close()
+            await kafka_answers(kafka)
             return
-        except KafkaConnectionError as exc:
+        except (KafkaConnectionError, TimeoutError) as exc:
             if asyncio.get_running_loop().time() > deadline:
+                bootstrap = as_client(kafka)["bootstrap_servers"]
                 raise RuntimeError(
                     f"no Kafka broker at {bootstrap}: start one with `scripts/services.sh up`"
                 ) from exc

@@ -18,6 +18,12 @@ async def create_pool(database_url: str, max_size: int = 6) -> asyncpg.Pool:
     )
 
 
+async def postgres_answers(database_url: str, within: float = 5.0) -> None:
+    """Raise unless PostgreSQL accepts a connection (and our credentials) within ``within`` s."""
+    conn = await asyncpg.connect(database_url, timeout=within)
+    await conn.close()
+
+
 def safe_url(url: str) -> str:
     """The database URL without its password (also in a query string)."""
     try:
