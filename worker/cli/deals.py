@@ -9,62 +9,113 @@ from typing import Annotated
 
 import asyncpg
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from worker.cli.common import SERVICE_ERRORS, console, database, fail, settings
+from worker.cli.common import SERVICE_ERRORS, console, database, fail
+from worker.cli.common import framework as scoring_framework
 
 _CATEGORY_STYLE = {"healthy": "green", "warning": "yellow", "critical": "red"}
+
+
+# the columns of ``revintel show``: name, justification, wraps (else cut with an ellipsis)
+_COLUMNS = (
+    ("deal", "left", False),
+    ("name", "left", False),
+    ("company", "left", False),
+    ("owner", "left", False),
+    ("stage", "left", False),
+    ("amount", "right", False),
+    ("closes", "left", False),
+    ("health", "right", False),
+    ("category", "left", False),
+    ("P(close)", "right", False),
+    ("alert", "left", False),
+    ("top risk", "left", True),
+)
+_SHOWN = """deal_id, name, company, owner, stage, amount, currency, expected_close_date,
+    health_score, health_category, close_probability, alert_level, risk_factors"""
+
+
+def deal_filter(
+    prefix: str, owner: str | None, stage: str | None, at_risk: bool
+) -> tuple[str, list[object]]:
+    """The WHERE clause of ``show`` and its arguments ($1...)."""
+    clauses, args = ["deal_id LIKE $1 || '%'"], [prefix]
+    if owner is not None:
+        args.append(owner)
+        clauses.append(f"owner ILIKE ${len(args)}")
+    if stage is not None:
+        args.append(stage.lower())
+        clauses.append(f"stage = ${len(args)}")
+    if at_risk:
+        clauses.append("alert_level <> 'none'")
+    return " AND ".join(clauses), args
 
 
 def show(
     limit: Annotated[int, typer.Option(help="rows to show")] = 50,
     prefix: Annotated[str, typer.Option(help="only deal ids starting with this")] = "",
+    owner: Annotated[str | None, typer.Option(help="only this owner's deals")] = None,
+    stage: Annotated[str | None, typer.Option(help="only deals in this stage")] = None,
+    at_risk: Annotated[bool, typer.Option("--at-risk", help="only deals alerted at risk")] = False,
 ) -> None:
     """Print the scored deals as a table, largest first."""
+    where, args = deal_filter(prefix, owner, stage, at_risk)
 
-    async def fetch() -> list[asyncpg.Record]:
+    async def fetch() -> tuple[int, list[asyncpg.Record]]:
         async with database() as pool:
-            return await pool.fetch(
-                """SELECT deal_id, name, company, owner, stage, amount, currency, health_score,
-                          health_category, close_probability, risk_factors, scored_at
-                   FROM deals WHERE deal_id LIKE $1 || '%'
-                   ORDER BY amount DESC NULLS LAST, deal_id LIMIT $2""",
-                prefix,
+            total = await pool.fetchval(f"SELECT count(*) FROM deals WHERE {where}", *args)
+            rows = await pool.fetch(
+                f"""SELECT {_SHOWN} FROM deals WHERE {where}
+                    ORDER BY amount DESC NULLS LAST, deal_id LIMIT ${len(args) + 1}""",
+                *args,
                 limit,
             )
+            return total, rows
 
     try:
-        rows = asyncio.run(fetch())
+        total, rows = asyncio.run(fetch())
     except SERVICE_ERRORS as exc:
         fail(f"cannot read deals: {exc}")
-    table = Table(title=f"Scored deals ({len(rows)})", show_lines=False)
-    for col, justify in (
-        ("deal", "left"),
-        ("name", "left"),
-        ("company", "left"),
-        ("stage", "left"),
-        ("amount", "right"),
-        ("health", "right"),
-        ("category", "left"),
-        ("P(close)", "right"),
-        ("top risk", "left"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=col != "top risk")  # type: ignore[arg-type]
-    for r in rows:
-        risks = json.loads(r["risk_factors"]) if isinstance(r["risk_factors"], str) else []
-        cat = r["health_category"] or ""
-        table.add_row(
-            r["deal_id"],
-            r["name"] or "",
-            r["company"] or "",
-            r["stage"],
-            f"{r['amount']:,.0f} {r['currency']}" if r["amount"] is not None else "",
-            str(r["health_score"]),
-            f"[{_CATEGORY_STYLE.get(cat, '')}]{cat}[/]",
-            f"{r['close_probability']:.0f}%",
-            risks[0] if risks else "",
+    console.print(deals_table(rows, total))
+
+
+def deals_table(rows: list[asyncpg.Record], total: int) -> Table:
+    """Rows of ``show`` as a table that fits the terminal: long cells end in an ellipsis."""
+    shown = f"{total:,}" if len(rows) == total else f"{len(rows):,} of {total:,}"
+    table = Table(title=f"Scored deals ({shown})", show_lines=False, expand=False)
+    for name, justify, wraps in _COLUMNS:
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=not wraps,
+            overflow="fold" if wraps else "ellipsis",
+            max_width=None if wraps else 28,
         )
-    console.print(table)
+    for r in rows:
+        table.add_row(*_cells(r))
+    return table
+
+
+def _cells(r: asyncpg.Record) -> list[str]:
+    risks = json.loads(r["risk_factors"]) if isinstance(r["risk_factors"], str) else []
+    cat = r["health_category"] or ""
+    alert = "" if r["alert_level"] in (None, "none") else r["alert_level"]
+    return [
+        r["deal_id"],
+        escape(r["name"] or ""),
+        escape(r["company"] or ""),
+        escape(r["owner"] or ""),
+        r["stage"],
+        f"{r['amount']:,.0f} {r['currency']}" if r["amount"] is not None else "",
+        str(r["expected_close_date"] or ""),
+        str(r["health_score"]),
+        f"[{_CATEGORY_STYLE.get(cat, '')}]{cat}[/]",
+        f"{r['close_probability']:.0f}%",
+        f"[red]{alert}[/]" if alert else "",
+        escape(risks[0]) if risks else "",
+    ]
 
 
 def rescore(
@@ -75,10 +126,9 @@ def rescore(
 ) -> None:
     """Recompute stored scores with the current framework file (after changing it)."""
     from worker.domain.deal_batch import rescore as rescore_deals
-    from worker.engine import load_framework
     from worker.store import deals
 
-    framework = load_framework(settings().framework_path)
+    framework = scoring_framework()
 
     async def main() -> int:
         done, after = 0, ""

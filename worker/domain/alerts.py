@@ -122,12 +122,8 @@ def evaluate(
         level = "none"
 
     kind = transition_kind(track.level, level)
-    if kind == "at_risk":
-        reasons.append(
-            f"Value {float(value or 0):,.0f} {currency} is at or above the "
-            f"{rules.value_threshold:,.0f} alert threshold"
-        )
-    elif kind == "resolved":
+    # (the value being above the alert threshold is a condition, not a reason: not told)
+    if kind == "resolved":
         if closed:
             reasons = [f"Deal {'won' if stage is DealStage.closed_won else 'lost'}"]
         elif not big:
