@@ -49,7 +49,9 @@ def test_exported_json_schemas_are_up_to_date():
     rendered = render()
     for name, text in rendered.items():
         path = schema_dir() / name
-        assert path.exists(), f"run `revintel export-schemas` ({name} missing)"
-        assert path.read_text() == text, f"{name} is stale: run `revintel export-schemas`"
+        assert path.exists(), f"run `revintel export-schemas --out schemas/json` ({name} missing)"
+        assert path.read_text() == text, (
+            f"{name} is stale: run `revintel export-schemas --out schemas/json`"
+        )
     schema = json.loads(rendered["deal-event.schema.json"])
     assert set(schema["discriminator"]["mapping"]) >= {"deal.created", "deal.closed_lost"}
