@@ -77,9 +77,9 @@ def ok_json(result: Any) -> dict[str, Any]:
 
 
 def close(a: Any, b: Any) -> bool:
-    """Equal up to the CLI's 12-significant-digit float tidying."""
+    """Equal up to the CLI's rounding of floats to 4 decimal places."""
     if isinstance(a, float) or isinstance(b, float):
-        return a == pytest.approx(b, rel=1e-11, abs=1e-12)
+        return a == pytest.approx(b, rel=0, abs=5.1e-5)
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
     if isinstance(a, list):

@@ -9,6 +9,7 @@ never the clock: deal commands take it from the input's ``as_of``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from worker.cli.common import fail
+from worker.cli.common import err_console, fail
 from worker.engine import (
     ChurnInput,
     DealInput,
@@ -46,6 +47,7 @@ score_app = typer.Typer(
 )
 
 M = TypeVar("M", bound=BaseModel)
+DECIMALS = 4
 T = TypeVar("T")
 
 Source = Annotated[
@@ -60,6 +62,58 @@ FrameworkPath = Annotated[
         dir_okay=False,
     ),
 ]
+
+
+Example = Annotated[
+    bool, typer.Option("--example", help="Print a valid input for this command and exit.")
+]
+Schema = Annotated[
+    bool, typer.Option("--schema", help="Print the JSON Schema of this command's input and exit.")
+]
+
+# A valid input of each command (as_of, not the clock, is "now" of the deal commands).
+EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
+    DealInput: {
+        "stage": "proposal",
+        "amount": 40000,
+        "industry": "technology",
+        "lead_score": 60,
+        "interactions": 3,
+        "objections_handled": 0,
+        "has_champion": True,
+        "budget_confirmed": False,
+        "decision_maker_engaged": False,
+        "competitors": ["Acme"],
+        "created_at": "2026-01-05T09:00:00Z",
+        "stage_entered_at": "2026-02-01T09:00:00Z",
+        "last_activity_at": "2026-02-10T09:00:00Z",
+        "expected_close_date": "2026-03-31",
+        "close_date_pushes": 1,
+        "as_of": "2026-03-01T00:00:00Z",
+    },
+    DealValueInput: {"plan": "professional", "users": 25, "discount": 0.15, "stage": "proposal"},
+    ChurnInput: {"logins": [90, 80, 50, 40], "failed_payments": 1, "nps": 6, "days_to_renewal": 45},
+    ExpansionInput: {
+        "plan_tier": "starter",
+        "licensed_seats": 20,
+        "active_seats": 19,
+        "features_adopted": 7,
+        "features_available": 10,
+        "health": 75,
+    },
+    ScenarioInput: {"pipeline_value": 500000, "win_rate": 0.3, "avg_deal_size": 25000},
+}
+
+
+def _describe_input(model: type[BaseModel], example: bool, schema: bool) -> None:
+    """--example or --schema: print it and stop (before any input is read)."""
+    if example:
+        typer.echo(json.dumps(EXAMPLES[model], indent=2))
+    elif schema:
+        typer.echo(json.dumps(model.model_json_schema(), indent=2))
+    else:
+        return
+    raise typer.Exit(0)
 
 
 def _read(source: str, model: type[M]) -> M:
@@ -83,8 +137,28 @@ def _read(source: str, model: type[M]) -> M:
         lines = [f"{where} is not a valid {model.__name__} ({exc.error_count()} problem(s)):"]
         for err in exc.errors():
             loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-            lines.append(f"  {loc}: {err['msg']}")
+            lines.append(f"  {loc}: {err['msg']}{_did_you_mean(err, model)}")
         fail("\n".join(lines))
+
+
+def _did_you_mean(err: Any, model: type[BaseModel]) -> str:
+    """For an unknown field, the closest known one (``"stag"`` -> ``stage``)."""
+    if err["type"] != "extra_forbidden" or len(err["loc"]) != 1:
+        return ""
+    close = difflib.get_close_matches(str(err["loc"][0]), model.model_fields, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _warn_unknown_industry(industry: str | None, fw: Framework) -> None:
+    """An industry without a vertical scores with the defaults (x1.0): say so, on stderr."""
+    if industry and fw.for_industry(industry).vertical is None:
+        known = ", ".join(fw.verticals) or "none"
+        err_console.print(
+            f"[yellow]warning:[/yellow] industry {industry!r} has no vertical in the framework "
+            f"(known: {known}); scored with the defaults",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _framework(path: Path | None) -> Framework:
@@ -103,9 +177,9 @@ def _run(compute: Callable[[], T]) -> T:
 
 
 def _tidy(value: Any) -> Any:
-    """Floats to 12 significant digits for reading (0.025000000000000022 -> 0.025)."""
+    """Floats rounded to 4 decimal places for reading (0.025000000000000022 -> 0.025)."""
     if isinstance(value, float):
-        return float(f"{value:.12g}")
+        return round(value, DECIMALS)
     if isinstance(value, dict):
         return {k: _tidy(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -118,50 +192,83 @@ def _emit(result: dict[str, Any]) -> None:
 
 
 @score_app.command("deal-value")
-def deal_value(source: Source = "-", framework: FrameworkPath = None) -> None:
+def deal_value(
+    source: Source = "-",
+    framework: FrameworkPath = None,
+    example: Example = False,
+    schema: Schema = False,
+) -> None:
     """Predict a deal's value from plan, users, price, discount, billing cycle and term."""
+    _describe_input(DealValueInput, example, schema)
     inputs = _read(source, DealValueInput)
     fw = _framework(framework)
     _emit(_run(lambda: predict_deal_value(inputs, fw)).to_dict())
 
 
 @score_app.command("close-probability")
-def close_probability(source: Source = "-", framework: FrameworkPath = None) -> None:
+def close_probability(
+    source: Source = "-",
+    framework: FrameworkPath = None,
+    example: Example = False,
+    schema: Schema = False,
+) -> None:
     """Close probability of a deal (DealFacts fields plus 'as_of', the moment to score at)."""
+    _describe_input(DealInput, example, schema)
     deal = _read(source, DealInput)
     fw = _framework(framework)
+    _warn_unknown_industry(deal.industry, fw)
     score = _run(lambda: score_deal(deal.to_facts(), deal.as_of, fw))
     _emit({"framework_version": score.framework_version, **score.probability.to_dict()})
 
 
 @score_app.command("deal-health")
-def deal_health(source: Source = "-", framework: FrameworkPath = None) -> None:
+def deal_health(
+    source: Source = "-",
+    framework: FrameworkPath = None,
+    example: Example = False,
+    schema: Schema = False,
+) -> None:
     """Health of a deal (DealFacts fields plus 'as_of', the moment to score at)."""
+    _describe_input(DealInput, example, schema)
     deal = _read(source, DealInput)
     fw = _framework(framework)
+    _warn_unknown_industry(deal.industry, fw)
     score = _run(lambda: score_deal(deal.to_facts(), deal.as_of, fw))
     _emit({"framework_version": score.framework_version, **score.health.to_dict()})
 
 
 @score_app.command("churn-risk")
-def churn_risk(source: Source = "-", framework: FrameworkPath = None) -> None:
+def churn_risk(
+    source: Source = "-",
+    framework: FrameworkPath = None,
+    example: Example = False,
+    schema: Schema = False,
+) -> None:
     """Churn risk of an account from usage, support, financial, sentiment and renewal data."""
+    _describe_input(ChurnInput, example, schema)
     account = _read(source, ChurnInput)
     fw = _framework(framework)
     _emit(_run(lambda: score_churn(account, fw)).to_dict())
 
 
 @score_app.command("expansion")
-def expansion(source: Source = "-", framework: FrameworkPath = None) -> None:
+def expansion(
+    source: Source = "-",
+    framework: FrameworkPath = None,
+    example: Example = False,
+    schema: Schema = False,
+) -> None:
     """Expansion score and recommended motion of an account."""
+    _describe_input(ExpansionInput, example, schema)
     account = _read(source, ExpansionInput)
     fw = _framework(framework)
     _emit(_run(lambda: score_expansion(account, fw)).to_dict())
 
 
 @score_app.command("scenario")
-def scenario(source: Source = "-") -> None:
+def scenario(source: Source = "-", example: Example = False, schema: Schema = False) -> None:
     """What-if forecast: win rate, deal size, pipeline growth and sales-cycle changes."""
+    _describe_input(ScenarioInput, example, schema)
     inputs = _read(source, ScenarioInput)
     _emit(_run(lambda: run_scenario(inputs)).to_dict())
 
