@@ -162,6 +162,30 @@ def _baselines(
     }
 
 
+def _fallback(
+    deals: Sequence[Any], scores: Sequence[Any], rates: dict[str, float], base: float, cut: datetime
+) -> tuple[np.ndarray, np.ndarray]:
+    """Before there are enough outcomes: the heuristic's probability with its stage base rate
+    replaced by the stage's observed win rate; no timing model yet, so the deals expected to
+    close by the cut's month count in it at that probability."""
+    close_p = np.array(
+        [
+            s.probability.probability / 100.0
+            - s.probability.breakdown.stage_base_rate / 100.0
+            + rates.get(str(d.stage), base)
+            for d, s in zip(deals, scores, strict=True)
+        ]
+    ).clip(0.0, 1.0)
+    due = np.array(
+        [
+            d.expected_close_date is not None and _month(d.expected_close_date) <= _month(cut)
+            for d in deals
+        ],
+        dtype=bool,
+    )
+    return close_p, np.where(due, close_p, 0.0)
+
+
 @dataclass
 class Backtest:
     """The state carried from cut to cut: earlier cuts' errors, for the combination."""
@@ -203,38 +227,13 @@ class Backtest:
         ratio = self._won_ratio(cut)
         values = np.array([float(d.amount or 0) * ratio for d in open_now])
         if len(data.labels) and enough_outcomes(data, self.min_won, self.min_lost):
-            model = fit_deal_model(data, history, kind=self.kind)
-            predictions = model.predict(open_now, cut)
-            close_p, month_p, label = (
-                predictions.close_probability,
-                predictions.win[:, 0],
-                "learned",
-            )
+            predictions = fit_deal_model(data, history, kind=self.kind).predict(open_now, cut)
+            close_p, month_p = predictions.close_probability, predictions.win[:, 0]
+            label = "learned"
         else:
             rates = stage_win_rates(snaps, self.outcomes, cut, history.base_rate)
-            close_p = np.array(
-                [
-                    min(
-                        1.0,
-                        max(
-                            0.0,
-                            p
-                            - s.probability.breakdown.stage_base_rate / 100.0
-                            + rates.get(str(d.stage), history.base_rate),
-                        ),
-                    )
-                    for d, s, p in zip(open_now, scores, heuristic_p, strict=True)
-                ]
-            )
-            # no timing model yet: the deals expected to close this month, at that probability
-            due = np.array(
-                [
-                    d.expected_close_date is not None
-                    and _month(d.expected_close_date) <= _month(cut)
-                    for d in open_now
-                ]
-            )
-            month_p, label = np.where(due, close_p, 0.0), "heuristic (re-estimated base rates)"
+            close_p, month_p = _fallback(open_now, scores, rates, history.base_rate, cut)
+            label = "heuristic (re-estimated base rates)"
         pipeline = float((values * month_p).sum())
         pipeline_var = float((values * values * month_p * (1 - month_p)).sum())
         nb = self._new_business(cut, begin)
