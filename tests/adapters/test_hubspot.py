@@ -96,10 +96,15 @@ def test_a_late_older_change_is_stale_for_the_merge(events_of):
     assert apply_event(state, older[0]) is None
 
 
+def test_a_contact_notification_is_skipped_not_dead_lettered(stages):
+    events = adapt("hubspot", fixture_bytes("hubspot", "contact_creation"), stages)
+    assert events == []
+    assert events.skipped == ["subscription type 'contact.creation' is not about deals"]
+
+
 @pytest.mark.parametrize(
     ("name", "fragment"),
     [
-        ("contact_creation", "'contact.creation' is not about deals"),
         ("unknown_stage", "unknown hubspot deal stage '98765432'"),
         ("merge", "deal.merge cannot be applied without re-reading"),
     ],
@@ -147,11 +152,22 @@ def test_bad_payloads_raise_with_a_reason(raw, fragment, stages):
 def test_one_bad_notification_rejects_the_batch_and_names_its_index(stages):
     raw = (
         b'[{"subscriptionType": "deal.creation", "objectId": 5, "eventId": 1,'
-        b' "occurredAt": 1748855704211}, {"subscriptionType": "company.creation",'
-        b' "objectId": 6, "eventId": 2, "occurredAt": 1748855704211}]'
+        b' "occurredAt": 1748855704211}, {"subscriptionType": "deal.creation",'
+        b' "objectId": "6 6", "eventId": 2, "occurredAt": 1748855704211}]'
     )
     with pytest.raises(AdapterError, match=r"notification \[1\]"):
         adapt("hubspot", raw, stages)
+
+
+def test_a_company_beside_a_deal_is_skipped_and_the_deal_kept(stages):
+    raw = (
+        b'[{"subscriptionType": "deal.creation", "objectId": 5, "eventId": 1,'
+        b' "occurredAt": 1748855704211}, {"subscriptionType": "company.creation",'
+        b' "objectId": 6, "eventId": 2, "occurredAt": 1748855704211}]'
+    )
+    events = adapt("hubspot", raw, stages)
+    assert [e.subject for e in events] == ["hs-5"]
+    assert events.skipped == ["subscription type 'company.creation' is not about deals"]
 
 
 def test_cleared_and_untracked_properties_yield_nothing(stages):

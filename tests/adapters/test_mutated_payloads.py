@@ -293,11 +293,6 @@ def _hs_break(key: str, values: Any, reason: Callable[[Any], Rejected]) -> st.Se
 HS_BREAKS = [
     _hs_break(
         "subscriptionType",
-        ["contact.creation", "company.propertyChange", "ticket.deletion"],
-        lambda v: Rejected(f"subscription type {v!r} is not about deals"),
-    ),
-    _hs_break(
-        "subscriptionType",
         ["deal.merge", "deal.restore"],
         lambda v: Rejected(f"{v} cannot be applied without re-reading the deal"),
     ),
@@ -364,9 +359,21 @@ def hubspot_notes(draw: st.DrawFn, pick: tuple[str, int] | None = None) -> tuple
         return note, rejected
     note["subscriptionType"] = kind = draw(
         st.sampled_from(
-            ["deal.creation", "deal.deletion", "deal.privacyDeletion", "deal.associationChange"]
+            [
+                *("deal.creation", "deal.deletion", "deal.privacyDeletion"),
+                *("deal.associationChange", "contact.creation", "company.propertyChange"),
+                "ticket.deletion",
+            ]
         )
     )
+    if draw(st.booleans()):  # the generic format: object.<action>, the object in objectTypeId
+        obj, _, action = kind.partition(".")
+        note["subscriptionType"] = f"object.{action}"
+        note["objectTypeId"] = {"deal": "0-3", "contact": "0-1", "company": "0-2"}.get(obj, "0-5")
+    if draw(st.booleans()):  # HubSpot's documented example names the type eventType
+        note["eventType"] = note.pop("subscriptionType")
+    if not kind.startswith("deal."):
+        return note, []  # another object's notification: skipped, the batch goes on
     if kind == "deal.creation":
         return note, [("deal.created", base_id, *env, {})]
     if kind == "deal.associationChange":
@@ -679,7 +686,7 @@ PD_BREAKS = [
         lambda v: Rejected(f"meta.timestamp {v!r} is not a timestamp"),
     ),
     _pd_break(
-        "meta", "version", ["1.0", 1], lambda v: Rejected("webhooks v1 payload: subscribe with")
+        "meta", "version", ["1.0", 1], lambda v: Rejected("webhooks v1 payload without a v1 meta")
     ),
     _pd_break("data", "value", not_numbers, lambda v: Rejected(f"value {v!r} is not a number")),
     _pd_break(
@@ -722,7 +729,7 @@ PD_BREAKS = [
         "body",
         "current",
         [{"id": 1201}],
-        lambda v: Rejected("pipedrive webhooks v1 payload: subscribe with webhooks v2"),
+        lambda v: Rejected("pipedrive webhooks v1 payload without a v1 meta"),
     ),
 ]
 

@@ -93,11 +93,18 @@ def test_created_won_gets_created_then_closed(stages):
     assert won.id == created.id + "-close"
 
 
+def test_a_v1_update_maps_the_fields_that_differ_from_previous(events_of):
+    (event,) = events_of("pipedrive", "v1_updated")
+    assert event.type == "deal.updated"
+    assert event.subject == "pd-1201"
+    assert event.id == "pd-1201-v1-1750428171402000"
+    assert event.data.model_dump(exclude_none=True) == {"amount": Decimal("21500")}
+
+
 @pytest.mark.parametrize(
     ("name", "fragment"),
     [
         ("person_change", "entity 'person' is not a deal"),
-        ("v1_updated", "webhooks v1 payload"),
         ("unknown_stage", "unknown pipedrive deal stage '42'"),
     ],
 )

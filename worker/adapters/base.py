@@ -48,6 +48,24 @@ class AdapterError(Exception):
         self.reason = reason
 
 
+class Skipped(Exception):
+    """An item that is fine but not ours (a contact in a HubSpot batch): it yields no event
+    and no dead letter, only a count. ``reason`` says what it was."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Adapted(list[DealEvent]):
+    """The events of one body, with the reasons of the items skipped as not ours (one app's
+    single target URL receives every object type HubSpot sends)."""
+
+    def __init__(self, events: Iterable[DealEvent] = (), skipped: Iterable[str] = ()) -> None:
+        super().__init__(events)
+        self.skipped: list[str] = list(skipped)
+
+
 # --------------------------------------------------------------------------- stage maps
 
 
@@ -343,6 +361,8 @@ def guarded(source: str) -> Callable[[Callable[..., list[DealEvent]]], Any]:
         def wrapper(raw: bytes, stages: StageMap) -> list[DealEvent]:
             try:
                 return fn(raw, stages)
+            except Skipped as skip:  # a whole body that is not ours: no event, no dead letter
+                return Adapted(skipped=[skip.reason])
             except AdapterError:
                 raise
             except ValidationError as exc:
@@ -365,22 +385,26 @@ def each_item(
     events_of: Callable[[Any, StageMap], list[DealEvent]],
 ) -> list[DealEvent]:
     """The events of a body that is one ``item`` or a JSON array of them, ``events_of`` each
-    in turn. The whole body fails with the first item that fails, its index in the reason."""
+    in turn. The whole body fails with the first item that fails, its index in the reason; an
+    item that raises :class:`Skipped` is counted in ``skipped`` and the others go on."""
     body = parse_json(raw, source)
     items = body if isinstance(body, list) else [body]
     if not items:
         raise AdapterError(f"{source} payload is an empty array")
-    events: list[DealEvent] = []
+    events = Adapted()
     for i, one in enumerate(items):
         try:
             events.extend(events_of(one, stages))
+        except Skipped as skip:
+            events.skipped.append(skip.reason)
         except AdapterError as exc:
             where = f"{item} [{i}]" if len(items) > 1 else item
             raise AdapterError(f"{source} {where}: {exc.reason}") from exc
     return events
 
 
-def sort_by_time(events: Iterable[DealEvent]) -> list[DealEvent]:
+def sort_by_time(events: Adapted) -> Adapted:
     """Stable sort on the event time, a creation first among equal times (vendors batch
-    changes out of order)."""
-    return sorted(events, key=lambda e: (e.time, e.type != "deal.created"))
+    changes out of order); the skipped items stay counted."""
+    ordered = sorted(events, key=lambda e: (e.time, e.type != "deal.created"))
+    return Adapted(ordered, events.skipped)

@@ -17,7 +17,13 @@ Mapping:
   ``"deleted in CRM"``: the deal leaves the open pipeline; our contract has no deletion.
 - ``deal.associationChange`` -> no event. ``deal.merge`` and ``deal.restore`` -> AdapterError:
   they cannot be applied without re-reading the deal from the HubSpot API.
-- any other object type (``contact.*``, ``company.*``...) -> AdapterError.
+- any other object type (``contact.*``, ``company.*``...) -> no event, counted as skipped:
+  an app has one target URL, so a batch mixes object types, and a contact beside deal
+  changes must not send them to the dead-letter topic.
+
+The type is read from ``subscriptionType`` or, as in HubSpot's own documented example
+payload, ``eventType``. The generic format (``object.creation``, ``object.propertyChange``...)
+names the object in ``objectTypeId``: ``0-3`` is a deal, any other id is skipped.
 
 Ids: the deal id is ``hs-<objectId>`` (HubSpot object ids are unique within a portal; run one
 portal per worker, or map portals to distinct sources upstream). HubSpot documents ``eventId``
@@ -26,8 +32,7 @@ and the property: ``hs-<objectId>-<occurredAt>-<eventId>[-<propertyName>]``; ret
 (``attemptNumber`` > 0) keep the same id and are deduplicated by the worker. The event time is
 ``occurredAt``, so a late retry of an older change is recognised as stale by the merge.
 
-A batch is all or nothing: one unmappable notification rejects the whole body, with its index
-in the reason.
+One unmappable deal notification rejects the whole body, with its index in the reason.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from schemas.deal_events import DealEvent
 from worker.adapters.base import (
     AdapterError,
     FieldTable,
+    Skipped,
     StageMap,
     blank,
     build,
@@ -74,15 +80,28 @@ PROPERTIES: FieldTable = {
 IGNORED_TYPES = {"deal.associationChange"}
 REREAD_TYPES = {"deal.merge", "deal.restore"}
 DELETION_TYPES = {"deal.deletion", "deal.privacyDeletion"}
+DEAL_OBJECT_TYPE_ID = "0-3"  # HubSpot's objectTypeId of deals in the generic object.* format
+
+
+def _kind(note: dict[str, Any]) -> str:
+    """The notification's type as ``deal.<action>``; Skipped for another object's."""
+    key = "subscriptionType" if "subscriptionType" in note else "eventType"
+    kind = text(require(note, key, "notification"), key)
+    obj, _, action = kind.partition(".")
+    if obj == "object":
+        type_id = str(note.get("objectTypeId", "")).strip()
+        if type_id != DEAL_OBJECT_TYPE_ID:
+            raise Skipped(f"{kind} of objectTypeId {type_id!r} is not about deals")
+        return f"deal.{action}"
+    if obj != "deal":
+        raise Skipped(f"subscription type {kind!r} is not about deals")
+    return kind
 
 
 def _one(note: Any, stages: StageMap) -> list[DealEvent]:
     if not isinstance(note, dict):
         raise AdapterError("notification is not a JSON object")
-    kind = text(require(note, "subscriptionType", "notification"), "subscriptionType")
-    obj = kind.partition(".")[0]
-    if obj != "deal":
-        raise AdapterError(f"subscription type {kind!r} is not about deals")
+    kind = _kind(note)
     if kind in IGNORED_TYPES:
         return []
     if kind in REREAD_TYPES:

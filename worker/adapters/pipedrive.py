@@ -1,4 +1,4 @@
-"""Pipedrive webhooks v2 -> deal events.
+"""Pipedrive webhooks v2 (and v1) -> deal events.
 
 Body: ``{"meta": {"action": "create"|"change"|"delete", "entity": "deal", "entity_id": "123",
 "id": "<uuid>", "timestamp": "...Z", "version": "2.0", "company_id", "user_id", "attempt",
@@ -16,8 +16,9 @@ Mapping:
   (``update_time``, ``probability``, ``label_ids``, custom fields...) -> no event.
 - ``delete`` (or ``status`` ``deleted``) -> ``deal.closed_lost`` with reason
   ``"deleted in CRM"``.
-- an entity other than ``deal``, or a webhooks v1 body (``current`` instead of ``data``) ->
-  AdapterError.
+- an entity other than ``deal`` -> AdapterError.
+- webhooks v1 bodies (``meta.object``, ``current`` / ``previous``) are accepted too: see
+  ``_v1``.
 
 Fields: title -> name, value -> amount, currency, stage_id -> stage (stage map
 ``[pipedrive]``, ids as strings; only looked up while the deal is open), expected_close_date,
@@ -90,27 +91,25 @@ def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
     if not isinstance(body, dict):
         raise AdapterError("pipedrive payload is not a JSON object")
     meta = require(body, "meta", "pipedrive payload")
+    if meta.get("v") == 1 or "object" in meta:
+        return _v1(body, meta, stages)
     if "current" in body or str(meta.get("version", "2")).startswith("1"):
-        raise AdapterError("pipedrive webhooks v1 payload: subscribe with webhooks v2")
+        raise AdapterError(
+            "pipedrive webhooks v1 payload without a v1 meta (meta.v, meta.object): "
+            "neither v1 nor v2"
+        )
     entity = text(require(meta, "entity", "meta"), "meta.entity")
     if entity != "deal":
         raise AdapterError(f"pipedrive entity {entity!r} is not a deal")
     action = text(require(meta, "action", "meta"), "meta.action")
     deal_id = ident(require(meta, "entity_id", "meta"), "meta.entity_id")
     at = to_datetime(require(meta, "timestamp", "meta"), "meta.timestamp")
-    company = meta.get("company_id")
-    source = f"{SOURCE_PREFIX}/{ident(company, 'company_id')}" if company else SOURCE_PREFIX
-    envelope = {
-        "id": f"pd-{deal_id}-{ident(require(meta, 'id', 'meta'), 'meta.id')}",
-        "source": source,
-        "time": at,
-        "subject": f"pd-{deal_id}",
-    }
+    event_id = f"pd-{deal_id}-{ident(require(meta, 'id', 'meta'), 'meta.id')}"
+    envelope = _envelope(meta, deal_id, event_id, at)
     if action == "delete":
         return [deleted(**envelope)]
     if action not in ("create", "change"):
         raise AdapterError(f"unsupported pipedrive action {action!r}")
-
     deal = body.get("data")
     if not isinstance(deal, dict):
         raise AdapterError(f"pipedrive {action} has no deal in 'data'")
@@ -119,7 +118,62 @@ def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
         changed = set(deal)
     else:
         changed = set(previous)
+    return _mapped(action, deal, changed, envelope, stages)
 
+
+# webhooks v1 ``meta.action`` -> the v2 action it is mapped as (a v1 merge reports the
+# surviving deal, changed)
+V1_ACTIONS = {"added": "create", "updated": "change", "merged": "change", "deleted": "delete"}
+
+
+def _v1(body: dict[str, Any], meta: dict[str, Any], stages: StageMap) -> list[DealEvent]:
+    """A webhooks v1 body: ``meta.object`` / ``meta.action`` (added, updated, merged,
+    deleted), the deal in ``current`` and its whole previous state in ``previous`` (the
+    changed fields are those that differ). ``meta.id`` is the deal id; the event id is
+    ``pd-<id>-v1-<timestamp_micro>`` (a retry, ``retry`` > 0, repeats the meta)."""
+    entity = text(require(meta, "object", "meta"), "meta.object")
+    if entity != "deal":
+        raise AdapterError(f"pipedrive entity {entity!r} is not a deal")
+    verb = text(require(meta, "action", "meta"), "meta.action")
+    action = V1_ACTIONS.get(verb)
+    if action is None:
+        raise AdapterError(f"unsupported pipedrive v1 action {verb!r}")
+    deal_id = ident(require(meta, "id", "meta"), "meta.id")
+    micro = meta.get("timestamp_micro")
+    if micro is not None and not blank(micro):
+        at = to_datetime(to_count(micro, "meta.timestamp_micro") // 1000, "meta.timestamp_micro")
+        stamp = to_count(micro, "meta.timestamp_micro")
+    else:
+        at = to_datetime(require(meta, "timestamp", "meta"), "meta.timestamp")
+        stamp = to_count(meta["timestamp"], "meta.timestamp")
+    envelope = _envelope(meta, deal_id, f"pd-{deal_id}-v1-{stamp}", at)
+    if action == "delete":
+        return [deleted(**envelope)]
+    deal = body.get("current")
+    if not isinstance(deal, dict):
+        raise AdapterError(f"pipedrive v1 {verb} has no deal in 'current'")
+    previous = body.get("previous")
+    if action == "create" or not isinstance(previous, dict):
+        changed = set(deal)
+    else:
+        changed = {k for k, v in deal.items() if previous.get(k) != v}
+    return _mapped(action, deal, changed, envelope, stages)
+
+
+def _envelope(meta: dict[str, Any], deal_id: str, event_id: str, at: Any) -> dict[str, Any]:
+    company = meta.get("company_id")
+    source = f"{SOURCE_PREFIX}/{ident(company, 'company_id')}" if company else SOURCE_PREFIX
+    return {"id": event_id, "source": source, "time": at, "subject": f"pd-{deal_id}"}
+
+
+def _mapped(
+    action: str,
+    deal: dict[str, Any],
+    changed: set[str],
+    envelope: dict[str, Any],
+    stages: StageMap,
+) -> list[DealEvent]:
+    """The events of a created or changed deal, ``changed`` naming its changed fields."""
     fields = map_fields(FIELDS, deal, [key for key in FIELDS if key in changed])
     status = deal.get("status", "open")
     closure: dict[str, Any] = {}

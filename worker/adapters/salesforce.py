@@ -11,7 +11,10 @@ Mapping (one set of events per record id, since a bulk change lists several reco
 
 - ``CREATE`` -> ``deal.created`` with every non-null tracked field (a deal created already
   closed also gets its closing event).
-- ``UPDATE`` -> the fields named in ``changedFields`` (all non-null fields when absent):
+- ``UPDATE`` -> the fields named in ``changedFields`` (all non-null fields when absent, or
+  when the Pub/Sub API delivers them as bitmaps such as ``"0x400800"``: Pub/Sub sends every
+  unchanged field as null, so the non-null fields are the changed ones, whatever the schema's
+  field order):
   ``StageName`` to an open stage -> ``deal.stage_changed``; to Closed Won/Lost ->
   ``deal.closed_won`` / ``deal.closed_lost`` (with the new ``Amount`` if it changed); other
   tracked fields -> ``deal.updated``; only untracked fields (``LastModifiedDate``,
@@ -22,6 +25,10 @@ Mapping (one set of events per record id, since a bulk change lists several reco
   ``GAP_OVERFLOW``) -> AdapterError: they carry no field values and need a re-read of the
   records, so they go to the dead-letter topic with that reason.
 - an entity other than ``Opportunity`` -> AdapterError.
+
+A ``StageName`` the stage map lacks (a custom picklist value) is read through ``IsClosed`` /
+``IsWon`` when the event carries them: closed and won -> closed_won, closed and not won ->
+closed_lost; an open unknown stage is still an AdapterError naming the map to extend.
 
 Fields: Name -> name, Amount -> amount, StageName -> stage (stage map ``[salesforce]``),
 CloseDate -> expected_close_date, OwnerId -> owner, CurrencyIsoCode -> currency,
@@ -38,6 +45,7 @@ keep their order and an older change delivered late is stale for the merge.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -92,9 +100,40 @@ def _unwrap(item: Any) -> tuple[dict[str, Any], Any]:
     raise AdapterError("change event has no ChangeEventHeader")
 
 
+_BITMAP = re.compile(r"(\d+-)?0x[0-9A-Fa-f]+")
+
+
+def _changed_names(change: str, header: dict[str, Any]) -> list[str] | None:
+    """The field names of an UPDATE's ``changedFields``; None (read every non-null field) for
+    another change, an absent list, or Pub/Sub bitmaps."""
+    changed = header.get("changedFields")
+    if change != "UPDATE" or not isinstance(changed, list) or not changed:
+        return None
+    if any(isinstance(n, str) and _BITMAP.fullmatch(n) for n in changed):
+        return None  # Pub/Sub bitmaps: unchanged fields are null, so non-null = changed
+    return [n for n in changed if isinstance(n, str)]
+
+
+def _closed_flag(payload: dict[str, Any]) -> DealStage | None:
+    """The closed stage told by IsClosed/IsWon, for a custom StageName; None when open or
+    unknown."""
+    if payload.get("IsClosed") is not True:
+        return None
+    won = payload.get("IsWon")
+    if won is None:
+        return None
+    return DealStage.closed_won if won is True else DealStage.closed_lost
+
+
 def _fields(payload: dict[str, Any], names: list[str] | None, stages: StageMap) -> dict[str, Any]:
     def stage(value: Any, what: str) -> DealStage:
-        return stages.lookup("salesforce", text(value, what))
+        try:
+            return stages.lookup("salesforce", text(value, what))
+        except AdapterError:
+            closed = _closed_flag(payload)
+            if closed is None:
+                raise
+            return closed
 
     table = {**FIELDS, "StageName": ("stage", stage)}
     return map_fields(table, payload, list(payload) if names is None else names)
@@ -131,11 +170,7 @@ def _one(item: Any, stages: StageMap) -> list[DealEvent]:
     else:
         raise AdapterError("change event has neither a transactionKey nor a replayId")
 
-    changed = header.get("changedFields")
-    if change == "UPDATE" and isinstance(changed, list) and changed:
-        names: list[str] | None = [n for n in changed if isinstance(n, str)]
-    else:
-        names = None
+    names = _changed_names(change, header)
     fields = {} if change == "DELETE" else _fields(payload, names, stages)
     if change == "UNDELETE" and "stage" not in fields:
         raise AdapterError("UNDELETE without StageName cannot reopen the deal")

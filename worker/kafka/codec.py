@@ -17,6 +17,7 @@ from schemas.clock import TICK_TYPE, ClockTick
 from schemas.deal_events import DEAL_EVENT_TYPES, DealEvent, DealEventAdapter
 from worker.adapters import ADAPTERS, AdapterError, StageMap, adapt, default_stage_map
 from worker.domain.batch import Incoming, RecordRef, Rejected
+from worker.log import get_logger
 
 CANONICAL = "cloudevents"
 SOURCE_HEADER = "revintel-source"
@@ -60,6 +61,17 @@ def decode(
         events = adapt(source, raw, stages or default_stage_map())
     except AdapterError as exc:
         return Rejected(ref, "unmappable", f"{source}: {exc.reason}")
+    skipped = getattr(events, "skipped", None)
+    if skipped:  # other objects sharing the vendor's one target URL: counted, not dead letters
+        get_logger().info(
+            "vendor_items_skipped",
+            source=source,
+            topic=ref.topic,
+            partition=ref.partition,
+            offset=ref.offset,
+            count=len(skipped),
+            reasons=sorted(set(skipped))[:5],
+        )
     return [Incoming(e, ref) for e in events]
 
 
