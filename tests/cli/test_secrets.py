@@ -152,16 +152,25 @@ def test_settings_list_every_configured_secret(monkeypatch):
     assert "revintel" not in Settings(database_url="postgresql://revintel:revintel@h/db").secrets
 
 
-def test_log_lines_of_structlog_and_stdlib_are_masked(capsys):
+@pytest.fixture
+def restored_logging():
+    """Logging as it was after the test: configure_logging binds the captured stderr, which
+    pytest closes (later tests would log into a closed file)."""
+    previous = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**previous)
+    root.handlers, root.level = handlers, level
+
+
+def test_log_lines_of_structlog_and_stdlib_are_masked(capsys, restored_logging):
     secret = 'quote"and\\slash-s3cret'
     configure_logging("INFO", json=True, secrets=[secret, PLANTED])
-    try:
-        structlog.get_logger().warning("connect_failed", dsn=f"postgresql://u:{PLANTED}@h/db")
-        structlog.get_logger().warning("odd", value=secret)
-        logging.getLogger("aiokafka.conn").warning("auth failed with %s", secret)
-        logging.getLogger("faststream").error("boom %r", PLANTED)
-    finally:
-        configure_logging("INFO", json=True)
+    structlog.get_logger().warning("connect_failed", dsn=f"postgresql://u:{PLANTED}@h/db")
+    structlog.get_logger().warning("odd", value=secret)
+    logging.getLogger("aiokafka.conn").warning("auth failed with %s", secret)
+    logging.getLogger("faststream").error("boom %r", PLANTED)
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 4 and all(json.loads(line) for line in lines), err
