@@ -16,7 +16,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 ForecastKind = Literal["scheduled", "daily", "manual"]
-ForecastMethod = Literal["deterministic", "exact", "simulation", "cornish_fisher", "hybrid"]
+ForecastMethod = Literal[
+    "deterministic", "exact", "simulation", "cornish_fisher", "hybrid", "learned"
+]
 AsOfSource = Literal["data", "explicit"]
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "ForecastKind",
     "ForecastMethod",
     "ForecastMonth",
+    "ForecastParts",
     "ForecastPublished",
     "ForecastTotals",
 ]
@@ -34,8 +37,33 @@ class _Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ForecastParts(_Contract):
+    """Where a learned month's won value comes from (``method`` "learned"). The month's
+    figures combine the model's point (open_pipeline + overdue + new_business) with the
+    seasonal forecast: weighted = p50 = model_weight x model point + (1 - model_weight) x
+    seasonal."""
+
+    open_pipeline: float = Field(
+        ge=0, description="Expected won value from open deals not yet past their close date."
+    )
+    overdue: float = Field(
+        ge=0, description="Expected won value from open deals already past their close date."
+    )
+    new_business: float = Field(ge=0, description="Expected won value from deals not created yet.")
+    seasonal: float | None = Field(
+        description="Won value of the same month of the latest complete quarter (scaled to the "
+        "part of the month ahead); null without that history."
+    )
+    model_weight: float = Field(
+        ge=0, le=1, description="Weight of the model's point against the seasonal forecast."
+    )
+
+
 class ForecastMonth(_Contract):
-    """The forecast of one calendar month of expected closes."""
+    """The forecast of one calendar month. With the learned deal model (``method``
+    "learned") its figures are the total won value expected in the month (month 0: from the
+    as-of to the month's end), the parts beside them; with the framework heuristic they cover
+    the open deals expected to close in the month (overdue ones have their own line)."""
 
     month: date = Field(description="First day of the forecast month (expected close month).")
     deal_count: int = Field(
@@ -60,7 +88,11 @@ class ForecastMonth(_Contract):
     method: ForecastMethod = Field(
         description="How p10/p50/p90 were obtained: deterministic (no uncertain deals), exact "
         "(all outcomes enumerated), simulation (seeded Monte-Carlo), cornish_fisher (moment-"
-        "matched expansion, large months) or hybrid (dominant deals simulated, rest expanded)."
+        "matched expansion, large months), hybrid (dominant deals simulated, rest expanded) "
+        "or learned (the deal model's timing, new business and the seasonal forecast)."
+    )
+    parts: ForecastParts | None = Field(
+        None, description="The parts of a learned month (null for the heuristic forecast)."
     )
 
 
@@ -138,6 +170,11 @@ class ForecastPublished(_Contract):
         description="Scoring framework version behind the close probabilities."
     )
     seed: int = Field(description="Seed of the Monte-Carlo draws (same inputs, same output).")
+    model_version: str = Field(
+        "heuristic",
+        description="The deal model version behind the months (model_versions.version), or "
+        "'heuristic': the framework's close probabilities by expected close month.",
+    )
     months: list[ForecastMonth] = Field(
         description="One entry per month, in order, from the as-of month; empty months are 0."
     )

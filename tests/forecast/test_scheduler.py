@@ -90,8 +90,9 @@ def test_contract_round_trips_through_json():
     assert data["months"][0]["month"] == "2026-03-01"
     assert set(data["months"][0]) == {
         "month", "deal_count", "pipeline", "weighted", "p10", "p50", "p90", "expected_wins",
-        "method",
+        "method", "parts",
     }  # fmt: skip
+    assert data["months"][0]["parts"] is None and data["model_version"] == "heuristic"
     assert ForecastPublished.model_validate_json(f.model_dump_json()) == f
 
 

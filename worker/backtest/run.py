@@ -12,17 +12,11 @@ Close probability
     is used with its stage base rates re-estimated from the outcomes that do exist.
 
 Forecast of the cut's month (the cut to the month's end)
-    * pipeline: the open deals' values (amount x the won-over-amount ratio of earlier wins)
-      times the model's P(won this month), with their Bernoulli variance;
-    * new business: value won by deals not yet created, from its own history
-      (:mod:`worker.models.new_business`);
-    * then combined with the seasonal forecast of the month's won value (same month last
-      quarter), each weighted by the inverse of its mean squared relative error at the
-      earlier cuts (equal weights until each has two): both errors were known at the cut. The
-      model's errors count only at cuts where it was trained (not the fallback's);
-    * P10/P90: P50 -/+ 1.2816 x sd, sd = s x P50 with s the root-mean-square relative error
-      of the combination at the earlier cuts (it holds every source of error); until two
-      exist, ``PRIOR_RELATIVE_SD`` x P50 combined with the pipeline's Bernoulli spread.
+    ``worker.forecast.learned.learned_months``, as the worker's forecast runs use it: the open
+    deals' values (amount x the won-over-amount ratio of earlier wins) through the model's
+    P(won this month), new business, and the seasonal forecast, combined by the errors of the
+    earlier cuts (this object carries them from cut to cut, as the worker's stored runs do).
+    The model's errors count only at cuts where it was trained (not the fallback's).
 
 Baselines, in the same run: last month, the trailing 3-month mean, the same month last
 quarter (all scaled to the part of the month after the cut), the stage-weighted pipeline
@@ -33,7 +27,6 @@ the heuristic probabilities: month 0's P50 plus the overdue line's).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -44,6 +37,7 @@ import numpy as np
 from worker.backtest.replay import Replay
 from worker.engine import Framework, default_framework
 from worker.engine.deal import DealFacts, score_deal
+from worker.forecast.learned import PastErrors, WonHistory, learned_months
 from worker.forecast.runs import compute_months
 from worker.models import metrics
 from worker.models.deal import (
@@ -55,10 +49,7 @@ from worker.models.deal import (
     training_set,
 )
 from worker.models.deal_features import ClosedDeal, build_history, month_bounds
-from worker.models.new_business import forecast_new_business
 
-Z90 = 1.2815515655446004
-PRIOR_RELATIVE_SD = 0.15
 BASELINES = ("last_month", "trailing_3", "same_month_last_quarter", "stage_weighted", "before")
 
 
@@ -234,31 +225,46 @@ class Backtest:
             rates = stage_win_rates(snaps, self.outcomes, cut, history.base_rate)
             close_p, month_p = _fallback(open_now, scores, rates, history.base_rate, cut)
             label = "heuristic (re-estimated base rates)"
-        pipeline = float((values * month_p).sum())
-        pipeline_var = float((values * values * month_p * (1 - month_p)).sum())
-        nb = self._new_business(cut, begin)
-        model_point = pipeline + nb.mean
+        (month,) = learned_months(
+            as_of=cut,
+            values=values,
+            win=month_p.reshape(-1, 1),
+            loss=np.zeros((len(values), 1)),
+            overdue=np.array(
+                [
+                    d.expected_close_date is not None and d.expected_close_date < cut.date()
+                    for d in open_now
+                ],
+                dtype=bool,
+            ),
+            history=self._won_history(cut, begin),
+            errors=PastErrors(self.model_errors, self.seasonal_errors, self.combined_errors),
+            months=1,
+        )
         baselines = _baselines(self.actuals, open_now, scores, cut)
-        seasonal = baselines["same_month_last_quarter"]
-        weight = self._weight(seasonal)
-        point = model_point if seasonal is None else weight * model_point + (1 - weight) * seasonal
-        spread = self._spread(point, pipeline_var)
         actual = self.actuals.won(cut, end)
-        self._record(model_point if label == "learned" else None, seasonal, point, actual)
+        self._record(
+            month.model_point if label == "learned" else None,
+            month.seasonal,
+            month.forecast.p50,
+            actual,
+        )
         closed = np.array([d.deal_id in self.outcomes for d in open_now], dtype=bool)
         won = np.array(
             [self.outcomes[i].won for i in (d.deal_id for d in open_now) if i in self.outcomes]
         )
+        parts = month.forecast.parts
+        assert parts is not None
         return CutResult(
             cut=cut,
             model=label,
-            forecast=point,
-            p10=max(0.0, point - Z90 * spread),
-            p90=point + Z90 * spread,
-            pipeline=pipeline,
-            new_business=nb.mean,
-            seasonal=seasonal,
-            weight=weight if seasonal is not None else 1.0,
+            forecast=month.forecast.p50,
+            p10=month.forecast.p10,
+            p90=month.forecast.p90,
+            pipeline=parts.open_pipeline + parts.overdue,
+            new_business=parts.new_business,
+            seasonal=month.seasonal,
+            weight=parts.model_weight,
             actual=actual,
             baselines=baselines,
             close_model=close_p[closed],
@@ -273,31 +279,14 @@ class Backtest:
         amount = sum(o.amount or 0.0 for o in wins)
         return sum(self.replay.won_value(o.deal_id) for o in wins) / amount if amount else 1.0
 
-    def _new_business(self, cut: datetime, begin: int) -> Any:
-        """Value won in each past month by deals created after that month's start."""
-        history = [
-            self.actuals.won(_start(i), _start(i + 1), created_from=_start(i))
-            for i in range(begin, _month(cut))
-        ]
-        nb = forecast_new_business(history, 1)
-        end = _start(_month(cut) + 1)
-        share = (end - cut) / (end - _start(_month(cut)))
-        return type(nb)(nb.mean * share, nb.sd * share, nb.method)
-
-    def _weight(self, seasonal: float | None) -> float:
-        if seasonal is None or len(self.model_errors) < 2 or len(self.seasonal_errors) < 2:
-            return 0.5
-        m = float(np.mean(np.square(self.model_errors)))
-        s = float(np.mean(np.square(self.seasonal_errors)))
-        return (1 / m) / (1 / m + 1 / s) if m > 0 and s > 0 else 0.5
-
-    def _spread(self, point: float, pipeline_var: float) -> float:
-        """The forecast's sd: its own past relative error (which holds every source of error,
-        the deals' chance included) once two exist, else the prior with the pipeline's
-        Bernoulli spread."""
-        if len(self.combined_errors) >= 2:
-            return math.sqrt(float(np.mean(np.square(self.combined_errors)))) * point
-        return math.sqrt((PRIOR_RELATIVE_SD * point) ** 2 + pipeline_var)
+    def _won_history(self, cut: datetime, begin: int) -> WonHistory:
+        """Won value of the complete months before the cut's, by close and creation month."""
+        sums: dict[tuple[int, int], float] = {}
+        for at, value, created in self.actuals.wins:
+            if at < _start(_month(cut)):
+                key = (_month(at), _month(created))
+                sums[key] = sums.get(key, 0.0) + value
+        return WonHistory(sums, begin)
 
     def _record(
         self, model: float | None, seasonal: float | None, point: float, actual: float

@@ -222,7 +222,12 @@ async def load_dashboard(
                 compute_months, rows, as_of, months, seed, float(half_life or 30)
             )
             forecast_source = "computed"
-            forecast = [DashboardMonth.model_validate(m.model_dump()) for m in computed]
+            forecast = [
+                DashboardMonth.model_validate(
+                    m.model_dump(include=set(DashboardMonth.model_fields))
+                )
+                for m in computed
+            ]
             if late is not None:
                 overdue = DashboardOverdue.model_validate(
                     late.model_dump(include=set(DashboardOverdue.model_fields))

@@ -423,7 +423,7 @@ def overdue_forecast(
     # its own seed stream: the line's draws do not repeat month 0's
     (line,) = compute_forecast(arrays, as_of, 1, seed=seed + OVERDUE_SEED_OFFSET)
     return ForecastOverdue(
-        **line.model_dump(exclude={"month"}),
+        **line.model_dump(exclude={"month", "parts"}),
         half_life_days=half_life_days,
         median_days_overdue=float(np.median(days)) if len(days) else None,
     )
