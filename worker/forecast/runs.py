@@ -36,9 +36,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -52,6 +52,7 @@ from schemas.forecasts import (
     ForecastPublished,
     ForecastTotals,
 )
+from worker.forecast.learned import PastErrors, WonHistory, learned_months, month_index
 from worker.forecast.maths import (
     ForecastCoverage,
     MonthForecast,
@@ -62,9 +63,11 @@ from worker.forecast.maths import (
 )
 from worker.kafka.producer import send_all
 from worker.log import get_logger
-from worker.store import forecasts
+from worker.models.deal import DealModel
+from worker.store import forecasts, models
 
 MAX_MONTHS = 60
+DEAL_MODEL_KIND = "deal"  # model_versions.kind of the deal model
 MAX_CLOCK_SKEW = timedelta(seconds=60)  # between replicas and the database, for not_before
 
 
@@ -108,6 +111,81 @@ def compute_months(
     return compute_forecast(deals, as_of, months, seed=seed), coverage, overdue
 
 
+class _Deal:
+    """A stored deal row seen through attributes, as the deal model reads a deal state."""
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self.__dict__.update(row)
+        self.competitors = int(row["competitor_count"] or 0)
+
+
+def compute_learned(
+    rows: Sequence[Mapping[str, Any]],
+    model: DealModel,
+    as_of: date,
+    months: int,
+    history: WonHistory,
+    errors: PastErrors,
+) -> list[MonthForecast]:
+    """The months of the learned forecast (``worker.forecast.learned``) for open-deal rows
+    with the deal model's columns; "now" is the as-of's 00:00 UTC."""
+    now = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+    deals = [_Deal(r) for r in rows]
+    predictions = model.predict(deals, now)
+    win, loss = predictions.win, predictions.loss
+    if win.shape[1] < months:  # beyond the model's horizon no open deal is expected to close
+        pad = np.zeros((len(deals), months - win.shape[1]))
+        win, loss = np.hstack([win, pad]), np.hstack([loss, pad])
+    values = np.array([float(d.amount or 0) for d in deals])
+    overdue = np.array(
+        [d.expected_close_date is not None and d.expected_close_date < as_of for d in deals],
+        dtype=bool,
+    )
+    learned = learned_months(
+        as_of=now,
+        values=values,
+        win=win,
+        loss=loss,
+        overdue=overdue,
+        history=history,
+        errors=errors,
+        months=months,
+    )
+    return [m.forecast for m in learned]
+
+
+def learned_coverage(rows: Sequence[Mapping[str, Any]], as_of: date) -> ForecastCoverage:
+    """Every open deal counts in the learned months (its timing decides which); overdue ones
+    in the parts' ``overdue``."""
+    late = sum(
+        r["expected_close_date"] is not None and r["expected_close_date"] < as_of for r in rows
+    )
+    return ForecastCoverage(
+        total=len(rows),
+        included=len(rows),
+        no_close_date=sum(r["expected_close_date"] is None for r in rows),
+        overdue=late,
+        beyond_horizon=0,
+        no_amount=sum(r["amount"] is None for r in rows),
+        no_probability=0,
+    )
+
+
+def past_errors(rows: Sequence[Mapping[str, Any]]) -> PastErrors:
+    """The errors of earlier learned month-0 forecasts (rows of
+    ``worker.store.forecasts.past_month_zero``) that had something won to compare with."""
+    model, seasonal, combined = [], [], []
+    for r in rows:
+        actual = float(r["actual"])
+        if actual <= 0 or r["model_point"] is None:
+            continue
+        model.append((float(r["model_point"]) - actual) / actual)
+        if r["seasonal"] is not None:
+            seasonal.append((float(r["seasonal"]) - actual) / actual)
+            combined.append((float(r["p50"]) - actual) / actual)
+    return PastErrors(model, seasonal, combined)
+
+
 def to_published(
     months: Sequence[MonthForecast],
     coverage: ForecastCoverage,
@@ -120,6 +198,7 @@ def to_published(
     kind: str,
     framework_version: str | None,
     seed: int,
+    model_version: str = "heuristic",
 ) -> ForecastPublished:
     """The published contract of a computed forecast (validated)."""
     contract_months = list(months)
@@ -133,6 +212,7 @@ def to_published(
             "horizon_months": len(contract_months),
             "framework_version": framework_version,
             "seed": seed,
+            "model_version": model_version,
             "months": contract_months,
             "totals": ForecastTotals(
                 deal_count=sum(m.deal_count for m in months),
@@ -209,18 +289,21 @@ class RunSpec:
 
 
 async def _read_pipeline(
-    conn: asyncpg.Connection, as_of: date | None
+    conn: asyncpg.Connection,
+    as_of: date | None,
+    current: Callable[[asyncpg.Connection], Awaitable[list[Any]]],
+    on_day: Callable[[asyncpg.Connection, date], Awaitable[list[Any] | None]],
 ) -> tuple[date, str, datetime | None, list[Any]]:
     """The as-of date, its source, the data's now and the open deals to forecast: today's
-    pipeline, or a past day's daily snapshot."""
+    pipeline (``current``), or a past day's daily snapshot (``on_day``)."""
     generated_from, data_date = await forecasts.data_as_of(conn)
     if as_of is None:
         if data_date is None:
             raise ForecastUnavailable("no deals yet: nothing to take the as-of date from")
-        return data_date, "data", generated_from, await forecasts.open_deals(conn)
+        return data_date, "data", generated_from, await current(conn)
     if data_date is None or as_of >= data_date:
-        return as_of, "explicit", generated_from, await forecasts.open_deals(conn)
-    rows = await forecasts.open_deals_on(conn, as_of)
+        return as_of, "explicit", generated_from, await current(conn)
+    rows = await on_day(conn, as_of)
     if rows is None:
         raise ForecastUnavailable(
             f"{as_of} is before the data's date {data_date} and there is no daily snapshot of "
@@ -228,6 +311,36 @@ async def _read_pipeline(
         )
     taken_at = min((r["taken_at"] for r in rows), default=None)
     return as_of, "explicit", taken_at, rows
+
+
+@dataclass(frozen=True)
+class _Learned:
+    """What a learned run reads besides the deals: the champion and the history."""
+
+    version: str
+    model: DealModel
+    history: WonHistory
+    errors: PastErrors
+
+
+async def _read_inputs(
+    conn: asyncpg.Connection, as_of: date | None
+) -> tuple[date, str, datetime | None, list[Any], _Learned | None]:
+    """The as-of, its source, the data's now, the open deals and, when there is a deal
+    champion, what the learned forecast needs (else None: the heuristic forecast runs)."""
+    champion = await models.champion(conn, DEAL_MODEL_KIND)
+    if champion is None:
+        read = await _read_pipeline(conn, as_of, forecasts.open_deals, forecasts.open_deals_on)
+        return (*read, None)
+    day, source, generated_from, rows = await _read_pipeline(
+        conn, as_of, forecasts.open_deal_states, forecasts.open_deal_states_on
+    )
+    month_start = datetime(day.year, day.month, 1, tzinfo=UTC)
+    sums, first = await forecasts.won_history(conn, month_start)
+    history = WonHistory(sums, month_index(first) if first else month_index(day))
+    errors = past_errors(await forecasts.past_month_zero(conn, month_start.date()))
+    learned = _Learned(champion.version, champion.load(), history, errors)
+    return day, source, generated_from, rows, learned
 
 
 async def _run_locked(
@@ -247,13 +360,28 @@ async def _run_locked(
         abandoned = await forecasts.sweep_abandoned(conn)
         if abandoned:
             log.warning("forecast_runs_abandoned", run_ids=[str(r) for r in abandoned])
-        as_of, source, generated_from, rows = await _read_pipeline(conn, spec.as_of)
-        await forecasts.insert_run(conn, run_id, as_of, kind, months, len(rows), framework_version)
+        as_of, source, generated_from, rows, learned = await _read_inputs(conn, spec.as_of)
+        model_version = learned.version if learned else "heuristic"
+        await forecasts.insert_run(
+            conn, run_id, as_of, kind, months, len(rows), framework_version, model_version
+        )
     log = log.bind(run_id=str(run_id), as_of=as_of.isoformat())
     try:
-        month_rows, coverage, overdue = await asyncio.to_thread(
-            compute_months, rows, as_of, months, seed, spec.half_life_days
-        )
+        if learned is None:
+            month_rows, coverage, overdue = await asyncio.to_thread(
+                compute_months, rows, as_of, months, seed, spec.half_life_days
+            )
+        else:
+            month_rows = await asyncio.to_thread(
+                compute_learned,
+                rows,
+                learned.model,
+                as_of,
+                months,
+                learned.history,
+                learned.errors,
+            )
+            coverage, overdue = learned_coverage(rows, as_of), None
         published = to_published(
             month_rows,
             coverage,
@@ -265,6 +393,7 @@ async def _run_locked(
             kind=kind,
             framework_version=framework_version,
             seed=seed,
+            model_version=model_version,
         )
         duration_ms = round((time.perf_counter() - started) * 1000)
         await forecasts.complete_run(
