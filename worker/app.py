@@ -36,6 +36,8 @@ from worker.domain.deal_batch import DealBatchOutcome, apply_deal_batch
 from worker.engine import Framework, load_framework
 from worker.forecast.scheduler import ForecastScheduler
 from worker.http.routes import routes
+from worker.http.server import outer_app
+from worker.http.webhooks import WebhookConfig, producer_publish, webhook_router
 from worker.kafka import codec
 from worker.kafka.client import broker_security, kafka_client
 from worker.kafka.consumer import BatchConsumer, BatchTimings, EventFamily
@@ -367,15 +369,22 @@ def create_broker(settings: Settings, consumers: Sequence[BatchConsumer[Any]]) -
     return broker
 
 
-def http_app(worker: Worker) -> AsgiFastStream:
-    """/metrics, /health and /asyncapi of a worker (its lifecycle is the caller's)."""
-    return AsgiFastStream(
+def http_app(worker: Worker) -> Any:
+    """/webhooks/* (when enabled; published through the worker's durable producer), /docs,
+    and /metrics, /health and /asyncapi of a worker (its lifecycle is the caller's)."""
+    operations = AsgiFastStream(
         worker.broker,
         asgi_routes=routes(worker),
         asyncapi_path="/asyncapi",
         specification=asyncapi_spec(worker.broker),
         logger=library_logger("faststream"),
     )
+    s = worker.settings
+    routers = []
+    if s.webhooks_enabled:
+        producer = producer_publish(lambda: worker.running.producer if worker.running else None)
+        routers.append(webhook_router(WebhookConfig.of(s), producer))
+    return outer_app(operations, routers, "revenue-intelligence worker")
 
 
 def asyncapi_spec(broker: KafkaBroker) -> AsyncAPI:

@@ -97,6 +97,25 @@ class Settings(BaseSettings):
     )
     http_host: str = Field("127.0.0.1", description="where /metrics, /health, /asyncapi listen")
     http_port: int = Field(8080, ge=0, le=65535, description="0: any free port")
+    # HTTP ingress of CRM webhooks and the API (worker/http/webhooks.py, worker/http/api.py)
+    webhooks_enabled: bool = Field(True, description="serve /webhooks/* in `revintel run`")
+    hubspot_client_secret: SecretStr | None = Field(
+        None, description="HubSpot app client secret: checks X-HubSpot-Signature-v3"
+    )
+    pipedrive_webhook_user: str | None = Field(None, description="Pipedrive webhook basic auth")
+    pipedrive_webhook_password: SecretStr | None = None
+    salesforce_webhook_secret: SecretStr | None = Field(
+        None, description="shared secret a Salesforce CDC relay sends in X-Revintel-Webhook-Secret"
+    )
+    public_url: str | None = Field(
+        None,
+        description="the scheme and host the vendors call (behind a proxy), for HubSpot's "
+        "signed URI; default: the request's own",
+    )
+    api_keys: dict[str, Literal["read", "write"]] = Field(
+        default_factory=dict,
+        description="bearer API keys -> scope (JSON); none: the API listens on loopback only",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -122,9 +141,16 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every configured secret, as it may appear in a message: never to be printed."""
         found = [*database_secrets(self.database_url), *secrets_in_environment()]
-        for secret in (self.kafka_sasl_password, self.kafka_ssl_key_password):
+        for secret in (
+            self.kafka_sasl_password,
+            self.kafka_ssl_key_password,
+            self.hubspot_client_secret,
+            self.pipedrive_webhook_password,
+            self.salesforce_webhook_secret,
+        ):
             if secret is not None:
                 found.append(secret.get_secret_value())
+        found += list(self.api_keys)
         # A password equal to a user name is shown with that name anyway (the local default
         # revintel:revintel): masking it would mangle every topic and table name.
         shown = {_database_user(self.database_url), self.kafka_sasl_username}

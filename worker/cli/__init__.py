@@ -19,6 +19,7 @@ from worker.cli import (
     data,
     deals,
     forecast,
+    ingest,
     models,
     schemas,
     score,
@@ -43,6 +44,7 @@ def _before_any_command() -> None:
 
 for _module in (
     worker,
+    ingest,
     data,
     clock,
     deals,

@@ -1,0 +1,28 @@
+"""``revintel ingest``: the CRM webhook ingress alone, scaled apart from the workers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from worker.cli.common import SERVICE_ERRORS, fail, settings
+from worker.log import configure_logging
+
+
+def ingest() -> None:
+    """Serve POST /webhooks/hubspot, /pipedrive and /salesforce (and /health, /docs) on
+    REVINTEL_HTTP_HOST:REVINTEL_HTTP_PORT: each body is authenticated and published to its
+    vendor's topic (acks=all) before the 2xx; `revintel run` maps it. No database needed."""
+    from worker.http.ingress import serve_ingest
+
+    current = settings()
+    configure_logging(current.log_level, current.log_json, current.secrets)
+    try:
+        asyncio.run(serve_ingest(current))
+    except SERVICE_ERRORS as exc:
+        fail(f"cannot start the ingress: {exc} (is Kafka up? scripts/services.sh up)", code=1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
