@@ -9,7 +9,9 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -18,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from schemas.deal_events import DealEvent
-from worker.cli.common import console, err_console, fail, now, parse_instant
+from worker.cli.common import SERVICE_ERRORS, console, err_console, fail, now, parse_instant
 from worker.cli.common import settings as current_settings
 from worker.settings import Settings
 from worker.testdata.seed import PipelineSummary, generate_deals, summarize
@@ -135,23 +137,92 @@ async def publish(
     return topic
 
 
+@dataclass(frozen=True)
+class Follow:
+    """Follow the worker applying what was published: the deal ids the replay owns (others in
+    the database are warned about) and how long the applied count may stand still."""
+
+    own_deals: frozenset[str]
+    stall_seconds: float
+
+
 def _publish_with_progress(
-    events: Sequence[DealEvent], rate: float | None, ticks: Sequence[datetime] = ()
+    events: Sequence[DealEvent],
+    rate: float | None,
+    ticks: Sequence[datetime] = (),
+    follow: Follow | None = None,
 ) -> str:
+    """Publish with a bar; with ``follow``, a second bar for the events the worker applied,
+    and the command ends when all are (a replay is not done when it is sent)."""
     columns = (
-        TextColumn("[bold]publishing"),
+        TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
+    settings = current_settings()
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("publish", total=len(events))
+        sending = progress.add_task("publishing", total=len(events))
+        on_sent = partial(progress.advance, sending)
         try:
+            if follow is None:
+                return asyncio.run(publish(events, rate, on_sent, settings, ticks))
+            applying = progress.add_task("applying", total=len(events))
+
+            def on_applied(n: int) -> None:
+                progress.update(applying, completed=n)
+
             return asyncio.run(
-                publish(events, rate, lambda n: progress.advance(task, n), ticks=ticks)
+                _publish_and_follow(
+                    events,
+                    rate,
+                    ticks,
+                    settings,
+                    follow,
+                    on_sent,
+                    on_applied,
+                )
             )
-        except (RuntimeError, OSError, TimeoutError) as exc:
+        except (*SERVICE_ERRORS, RuntimeError) as exc:
             fail(str(exc))
+
+
+async def _publish_and_follow(
+    events: Sequence[DealEvent],
+    rate: float | None,
+    ticks: Sequence[datetime],
+    settings: Settings,
+    follow: Follow,
+    on_sent: Callable[[int], None],
+    on_applied: Callable[[int], None],
+) -> str:
+    """Warn about foreign deals, then publish while polling the applied count; wait until
+    every event is applied."""
+    import asyncpg
+
+    from worker.cli.applying import follow_applied, foreign_deals, foreign_warning
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        count, examples = await foreign_deals(conn, follow.own_deals)
+        if count:
+            err_console.print(foreign_warning(count, examples), markup=False, highlight=False)
+        published = asyncio.Event()
+        follower = asyncio.create_task(
+            follow_applied(
+                conn, [e.id for e in events], on_applied, follow.stall_seconds, published
+            )
+        )
+        try:
+            topic = await publish(events, rate, on_sent, settings, ticks)
+        except BaseException:
+            follower.cancel()
+            raise
+        published.set()
+        await follower
+        return topic
+    finally:
+        await conn.close()
 
 
 @contextlib.contextmanager
@@ -176,6 +247,7 @@ def _emit(
     rate: float | None,
     title: Callable[[PipelineSummary], str],
     ticks: Sequence[datetime] = (),
+    follow: Follow | None = None,
 ) -> None:
     """Write the events as JSON lines (``jsonl``: a file or '-'; ticks are per partition and
     not written) or publish them with the ``ticks``, then print the summary (to stderr when
@@ -186,7 +258,7 @@ def _emit(
             write_jsonl(events, out)
         where = "stdout" if jsonl == "-" else jsonl
     else:
-        where = _publish_with_progress(events, rate, ticks)
+        where = _publish_with_progress(events, rate, ticks, follow)
         if ticks:
             where += f" with {len(ticks):,} daily ticks"
     report = err_console if jsonl == "-" else console
@@ -228,6 +300,17 @@ def replay_command(
     ticks: Annotated[
         bool, typer.Option("--ticks/--no-ticks", help="interleave a clock tick every day")
     ] = True,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="follow the worker applying the events (a second bar) and warn first when "
+            "the database holds other deals; --no-wait only publishes"
+        ),
+    ] = True,
+    stall_timeout: Annotated[
+        float,
+        typer.Option("--stall-timeout", min=1, help="fail when nothing is applied for this long"),
+    ] = 120.0,
 ) -> None:
     """Replay the public CRM export as deal events, in time order."""
     from worker.testdata.crm_export import CRM_DATA_ENV, crm_data_dir, export_events
@@ -240,6 +323,7 @@ def replay_command(
         events = export_events(path)
     except ValueError as exc:
         fail(str(exc))
+    follow = Follow(frozenset(e.subject for e in events), stall_timeout) if wait else None
     if limit is not None:
         events = events[:limit]
     instants: list[datetime] = []
@@ -248,7 +332,7 @@ def replay_command(
 
         day = timedelta(days=1)
         instants = tick_instants(events[0].time, events[-1].time + day, day)
-    _emit(events, jsonl, rate, lambda s: f"Replayed {s.deals:,} deals", instants)
+    _emit(events, jsonl, rate, lambda s: f"Replayed {s.deals:,} deals", instants, follow)
 
 
 async def wait_applied(database_url: str, event_ids: list[str], within: float) -> None:
