@@ -14,7 +14,9 @@ from worker.forecast.dashboard import (
     DashboardMonth,
     Kpis,
     StageRow,
+    WonMonth,
     _short_money,
+    chart_figure,
     render,
     write_chart,
 )
@@ -194,3 +196,42 @@ def test_chart_of_nothing_is_still_a_png(tmp_path):
 )
 def test_axis_labels_are_short(value, text):
     assert _short_money(value) == text
+
+
+def bar_labels(ax) -> dict[str, list]:
+    """The bars of each legend entry: label -> its rectangles."""
+    return {c.get_label(): list(c) for c in ax.containers if hasattr(c, "patches")}
+
+
+def test_chart_names_the_currency_on_its_value_axis():
+    ax = chart_figure(data(currency="USD")).axes[0]
+    assert ax.get_ylabel() == "Value (USD)"
+    assert ax.yaxis.get_major_formatter()(1_500_000, 0) == "$1.5M"
+    other = chart_figure(data().forecast, currency="CHF").axes[0]
+    assert other.get_ylabel() == "Value (CHF)"
+    assert other.yaxis.get_major_formatter()(2_000, 0) == "2k CHF"
+
+
+def test_chart_shows_the_actual_won_value_beside_the_forecast_for_past_months():
+    won = [
+        WonMonth(month=date(2026, 1, 1), deal_count=3, won=50_000),
+        WonMonth(month=date(2026, 2, 1), deal_count=4, won=70_000),
+        WonMonth(month=date(2026, 3, 1), deal_count=1, won=20_000),  # March so far
+    ]
+    ax = chart_figure(data(won=won, currency="USD")).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "Jan 2026",
+        "Feb 2026",
+        "Mar 2026",
+        "Apr 2026",
+    ]
+    bars = bar_labels(ax)
+    actual = bars["Won (actual)"]
+    assert [b.get_height() for b in actual] == [50_000, 70_000, 20_000]
+    # past months: the won bar on the month; March: beside (left of) its forecast bars
+    centres = [b.get_x() + b.get_width() / 2 for b in actual]
+    assert centres[:2] == pytest.approx([0, 1])
+    march_pipeline = bars["Pipeline"][0]
+    assert centres[2] < march_pipeline.get_x() and centres[2] == pytest.approx(2 - 0.27)
+    legend = [t.get_text() for t in ax.figure.legends[0].get_texts()]
+    assert "Won (actual)" in legend and "Pipeline" in legend

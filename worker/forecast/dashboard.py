@@ -21,6 +21,10 @@ KPIs (open = stage not closed_won / closed_lost)
 Pipeline by stage: ``revenue_pipeline_summary`` (ages measured at the data's as-of), or with an
 explicit as-of ``pipeline_summary(as-of midnight UTC)``.
 
+Won (actual): the won deals' amounts by close month (UTC) for the ``WON_MONTHS`` months before
+the as-of month and the as-of month itself up to the as-of day: the chart shows them beside the
+forecast. Currency: the deals' most common one (the sums assume one currency).
+
 Monthly forecast: the snapshots of the latest completed forecast run *with the same as-of*
 (``forecast_source = "snapshot"``; snapshots do not store the quantile method), else computed
 now from the open deals and not stored (``"computed"``); ``"none"`` without an as-of.
@@ -33,7 +37,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -48,12 +52,17 @@ from schemas.forecasts import ForecastPublished
 from worker.forecast.runs import ForecastUnavailable, compute_months
 from worker.store import forecasts
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "WEIGHTED_WINDOW_DAYS",
     "DashboardData",
     "DashboardMonth",
     "Kpis",
     "StageRow",
+    "WonMonth",
+    "chart_figure",
     "forecast_table",
     "load_dashboard",
     "render",
@@ -61,6 +70,7 @@ __all__ = [
 ]
 
 WEIGHTED_WINDOW_DAYS = 90
+WON_MONTHS = 6  # past months of actual won value on the chart
 
 # The KPIs of a set of open deals: today's (``deals``), or a past day's (its snapshot).
 _KPIS_OF = """
@@ -93,6 +103,17 @@ SELECT stage, count(*) AS deal_count, coalesce(sum(amount), 0) AS total_value,
 FROM deal_snapshots WHERE snapshot_date = $1
 GROUP BY stage ORDER BY stage_position(stage)
 """
+# Won value by close month, from WON_MONTHS months before the as-of month to the as-of day.
+_WON = """
+SELECT date_trunc('month', closed_at AT TIME ZONE 'UTC')::date AS month,
+       count(*) AS deal_count, coalesce(sum(amount), 0) AS won
+FROM deals
+WHERE stage = 'closed_won'
+  AND closed_at >= (date_trunc('month', $1::date) - make_interval(months => $2)) AT TIME ZONE 'UTC'
+  AND closed_at < ($1::date + 1)::timestamp AT TIME ZONE 'UTC'
+GROUP BY 1 ORDER BY 1
+"""
+_CURRENCY = "SELECT mode() WITHIN GROUP (ORDER BY currency) FROM deals"
 _LATEST_RUN = """
 SELECT run_id, started_at, overdue_deals, overdue_pipeline, overdue_weighted, overdue_p10,
        overdue_p50, overdue_p90, overdue_expected_wins
@@ -147,6 +168,14 @@ class DashboardMonth(DashboardOverdue):
     method: str | None = None
 
 
+class WonMonth(_Model):
+    """Actual won value of a month (close month, UTC); the as-of month up to the as-of."""
+
+    month: date
+    deal_count: int = Field(ge=0)
+    won: float
+
+
 class DashboardData(_Model):
     as_of: date | None = Field(description="None: no deals and no as-of given.")
     as_of_source: Literal["data", "explicit"]
@@ -160,6 +189,10 @@ class DashboardData(_Model):
     forecast_source: Literal["snapshot", "computed", "none"]
     forecast_run_id: UUID | None = None
     forecast_run_started_at: datetime | None = None
+    won: list[WonMonth] = Field(
+        default_factory=list, description="Actual won value of the recent months."
+    )
+    currency: str | None = Field(None, description="The deals' (most common) currency.")
 
 
 # --------------------------------------------------------------------------- loading
@@ -190,6 +223,8 @@ async def load_dashboard(
             stage_rows = await (
                 conn.fetch(_STAGES_VIEW) if source == "data" else conn.fetch(_STAGES_AS_OF, as_of)
             )
+        won = await _won_months(conn, as_of)
+        currency = await conn.fetchval(_CURRENCY)
         forecast: list[DashboardMonth] = []
         overdue: DashboardOverdue | None = None
         forecast_source: Literal["snapshot", "computed", "none"] = "none"
@@ -261,7 +296,18 @@ async def load_dashboard(
         forecast_source=forecast_source,
         forecast_run_id=run["run_id"] if run is not None else None,
         forecast_run_started_at=run["started_at"] if run is not None else None,
+        won=won,
+        currency=currency.strip() if currency else None,
     )
+
+
+async def _won_months(conn: asyncpg.Connection, as_of: date | None) -> list[WonMonth]:
+    if as_of is None:
+        return []
+    rows = await conn.fetch(_WON, as_of, WON_MONTHS)
+    return [
+        WonMonth(month=r["month"], deal_count=r["deal_count"], won=float(r["won"])) for r in rows
+    ]
 
 
 # --------------------------------------------------------------------------- terminal
@@ -383,45 +429,92 @@ def _short_money(x: float, _pos: object = None) -> str:
     return f"{x:,.0f}"
 
 
-def write_chart(
+_SYMBOLS = {"USD": "$", "EUR": "\u20ac", "GBP": "\u00a3", "JPY": "\u00a5"}
+
+
+def _axis_money(currency: str | None):
+    """Tick labels with the currency's symbol ($1.5M) or code (1.5M CHF)."""
+    symbol = _SYMBOLS.get(currency or "")
+
+    def label(x: float, _pos: object = None) -> str:
+        short = _short_money(x)
+        if symbol:
+            return f"-{symbol}{short[1:]}" if short.startswith("-") else f"{symbol}{short}"
+        return f"{short} {currency}" if currency else short
+
+    return label
+
+
+def _chart_source(
     source: DashboardData | ForecastPublished | Sequence[Any],
-    path: str | Path,
+) -> tuple[date | None, list[Any], list[WonMonth], str | None]:
+    """(as-of, forecast months, won months, currency) of what a chart is drawn from."""
+    if isinstance(source, DashboardData):
+        return source.as_of, list(source.forecast), list(source.won), source.currency
+    if isinstance(source, ForecastPublished):
+        return source.as_of, list(source.months), [], None
+    return None, list(source), [], None
+
+
+def chart_figure(
+    source: DashboardData | ForecastPublished | Sequence[Any],
     *,
     title: str | None = None,
-) -> Path:
-    """Write a PNG chart of the monthly forecast: pipeline and weighted bars per month, the
-    P10-P90 range of the won value as a whisker with the P50 marked. ``source``: dashboard
-    data, a published forecast or a sequence of forecast months."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    currency: str | None = None,
+) -> Figure:
+    """The chart as a matplotlib Figure: per month, the pipeline and weighted bars with the
+    P10-P90 whisker of the won value (P50 marked) for forecast months, and the actual won
+    value (a green bar) for past months and the as-of month so far. The value axis names the
+    currency (``currency`` or the dashboard's)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    as_of: date | None = None
-    if isinstance(source, DashboardData):
-        as_of, months = source.as_of, list(source.forecast)
-    elif isinstance(source, ForecastPublished):
-        as_of, months = source.as_of, list(source.months)
-    else:
-        months = list(source)
+    as_of, months, won, found = _chart_source(source)
+    currency = currency or found
     if title is None:
-        title = "Revenue forecast by expected close month"
+        title = "Revenue: won by close month and forecast by expected close month"
         if as_of is not None:
             title += f" (as of {as_of:%Y-%m-%d})"
-
+    axis = sorted({m.month for m in months} | {w.month for w in won})
+    slot = {month: i for i, month in enumerate(axis)}
     fig = Figure(figsize=(10, 5.2), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    xs = list(range(len(months)))
-    width = 0.38
-    left = [x - width / 2 for x in xs]
-    right = [x + width / 2 for x in xs]
+    width = 0.27
+    tops = [1.0]
+    if won:
+        # a month with a forecast has its won bar at its left; a past month, centred
+        xs = [slot[w.month] - (width if _has(months, w.month) else 0) for w in won]
+        ax.bar(xs, [w.won for w in won], width, color="#3c9a5f", label="Won (actual)")
+        tops += [w.won for w in won]
+    if months:
+        tops += _forecast_bars(ax, months, [slot[m.month] for m in months], width)
+    ax.set_xticks(range(len(axis)), [f"{m:%b %Y}" for m in axis])
+    ax.set_ylim(0, max(tops) * 1.12)
+    ax.yaxis.set_major_formatter(FuncFormatter(_axis_money(currency)))
+    ax.set_ylabel(f"Value ({currency})" if currency else "Value (deal currency)")
+    ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    ax.grid(axis="y", color="#e3e3e3", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if axis:
+        fig.legend(loc="outside lower center", ncols=4, frameon=False, fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no forecast", transform=ax.transAxes, ha="center", color="#888888")
+    return fig
+
+
+def _has(months: Sequence[Any], month: date) -> bool:
+    return any(m.month == month for m in months)
+
+
+def _forecast_bars(ax: Any, months: Sequence[Any], xs: Sequence[float], width: float) -> list:
+    """Pipeline (centre) and weighted (right) bars with the won-value whisker; their heights."""
     pipeline = [m.pipeline for m in months]
     weighted = [m.weighted for m in months]
-    p10 = [m.p10 for m in months]
-    p50 = [m.p50 for m in months]
-    p90 = [m.p90 for m in months]
-
-    bars = ax.bar(left, pipeline, width, color="#c9d6e8", edgecolor="#8da5c4", label="Pipeline")
+    p10, p50, p90 = ([getattr(m, q) for m in months] for q in ("p10", "p50", "p90"))
+    right = [x + width for x in xs]
+    bars = ax.bar(xs, pipeline, width, color="#c9d6e8", edgecolor="#8da5c4", label="Pipeline")
     ax.bar(right, weighted, width, color="#2f6db5", label="Weighted (expected won value)")
     ax.errorbar(
         right,
@@ -437,12 +530,11 @@ def write_chart(
         markersize=6,
         ecolor="#222222",
         elinewidth=1.6,
-        capsize=6,
+        capsize=5,
         capthick=1.6,
         label="Won value P10-P90 (diamond: P50)",
         zorder=3,
     )
-    top = max([*pipeline, *p90, 1.0])
     for bar, m in zip(bars, months, strict=True):
         ax.annotate(
             f"{m.deal_count} deal{'s' if m.deal_count != 1 else ''}",
@@ -454,18 +546,22 @@ def write_chart(
             fontsize=8,
             color="#4a5a70",
         )
-    ax.set_xticks(xs, [f"{m.month:%b %Y}" for m in months])
-    ax.set_ylim(0, top * 1.12)
-    ax.yaxis.set_major_formatter(FuncFormatter(_short_money))
-    ax.set_ylabel("Value (deal currency)")
-    ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
-    ax.grid(axis="y", color="#e3e3e3", linewidth=0.8)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.legend(loc="outside lower center", ncols=3, frameon=False, fontsize=9)
-    if not months:
-        ax.text(0.5, 0.5, "no forecast", transform=ax.transAxes, ha="center", color="#888888")
+    return [*pipeline, *p90]
+
+
+def write_chart(
+    source: DashboardData | ForecastPublished | Sequence[Any],
+    path: str | Path,
+    *,
+    title: str | None = None,
+    currency: str | None = None,
+) -> Path:
+    """Write :func:`chart_figure` as a PNG. ``source``: dashboard data (with the won months
+    and currency), a published forecast or a sequence of forecast months."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = chart_figure(source, title=title, currency=currency)
+    FigureCanvasAgg(fig)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
