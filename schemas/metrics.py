@@ -5,7 +5,7 @@ Operational figures are about the process, not the data: timestamps here are wal
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,20 @@ class PartitionLag(BaseModel):
     topic: str
     partition: int
     lag: int = Field(ge=0, description="records behind the partition's high watermark")
+
+
+class FamilyCounts(BaseModel):
+    """The counters of one event family's consumer (deal, account, vendor)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    family: str = Field(description="deal, account or vendor")
+    consumed: int = 0
+    applied: int = 0
+    deduplicated: int = 0
+    stale: int = 0
+    dead_lettered: int = 0
+    alerts_raised: int = Field(0, description="alerts this family wrote to the outbox")
 
 
 class WorkerMetrics(BaseModel):
@@ -39,4 +53,11 @@ class WorkerMetrics(BaseModel):
     last_batch_at: datetime | None
     last_forecast_at: datetime | None = None
     last_forecast_duration_ms: float | None = None
-    forecast_runs: int = 0
+    forecast_runs: int = Field(0, description="forecast runs this worker completed")
+    forecast_skipped: int = Field(0, description="forecast ticks skipped (another runner)")
+    forecast_failures: int = Field(0, description="forecast runs that failed")
+    forecast_last_as_of: date | None = Field(None, description="as-of of the last run")
+    forecast_next_due: datetime | None = Field(None, description="when the next run is due")
+    families: list[FamilyCounts] = Field(
+        default_factory=list, description="the event counters by family (deal, account...)"
+    )

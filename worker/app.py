@@ -279,7 +279,8 @@ class Worker:
             except Exception:
                 backlog = None  # the database is down: report what is known
         counts = sum((c.stats for c in self.consumers), start=type(self.deals.stats)())
-        return snapshot(counts, self.timings, published, backlog, forecast)
+        families = {c.family.name: c.stats for c in self.consumers}
+        return snapshot(counts, self.timings, published, backlog, forecast, families)
 
     async def reachable(self) -> dict[str, bool]:
         kafka, postgres = await asyncio.gather(self._kafka_ok(), self._postgres_ok())

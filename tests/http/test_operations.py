@@ -82,6 +82,12 @@ async def test_health_metrics_and_metrics_topic_of_a_worker_process(settings, pr
         assert 'revintel_events_total{outcome="applied"} 2.0' in text
         assert 'revintel_events_total{outcome="dead_lettered"} 1.0' in text
         assert "revintel_consumer_lag{" in text and "revintel_batch_latency_ms{" in text
+        # by family (the account consumer's series too) and the forecast job's
+        assert 'revintel_family_events_total{family="deal",outcome="applied"} 2.0' in text
+        assert 'revintel_family_events_total{family="account",outcome="consumed"} 0.0' in text
+        assert 'revintel_family_alerts_raised_total{family="account"} 0.0' in text
+        assert 'revintel_forecast_runs_total{result="failed"} 0.0' in text
+        assert "revintel_forecast_next_run_timestamp_seconds " in text
         status, body = await get(f"{base}/health")
         report = json.loads(body)
         assert status == 200 and report["kafka"] == report["postgres"] == "reachable"

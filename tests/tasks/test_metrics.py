@@ -1,7 +1,9 @@
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 
+from schemas.metrics import WorkerMetrics
 from worker.http.prometheus import prometheus_text
 from worker.kafka.consumer import BatchTimings
 from worker.kafka.subscription import partition_lag
@@ -47,3 +49,44 @@ def test_partition_lag_from_the_batch_and_high_watermarks():
     consumer = SimpleNamespace(highwater=highs.get)
     assert partition_lag(records, consumer) == {("t", 0): 0, ("t", 1): 5}
     assert partition_lag(records, None) == {}
+
+
+def test_account_and_forecast_job_series():
+    """Each consumer's counters by family (the account series) and the forecast job's runs
+    by result, last as-of and next due, in the snapshot and on /metrics."""
+    deal = {"consumed": 9, "applied": 7, "duplicates": 1, "dead_lettered": 1, "alerts": 2}
+    account = {"consumed": 5, "applied": 4, "stale": 1, "alerts": 3}
+    scheduler = SimpleNamespace(
+        runs=4,
+        skipped=2,
+        failures=1,
+        last_run_at=datetime(2026, 3, 14, 2, 0, tzinfo=UTC),
+        last_duration_ms=120,
+        last_as_of=date(2026, 3, 13),
+        next_due=datetime(2026, 3, 14, 2, 15, tzinfo=UTC),
+    )
+    stats = {k: deal.get(k, 0) + account.get(k, 0) for k in {*deal, *account}}
+    m = snapshot(
+        stats, BatchTimings(), 0, 0, scheduler, families={"deal": deal, "account": account}
+    )
+    assert [(f.family, f.applied, f.stale, f.alerts_raised) for f in m.families] == [
+        ("account", 4, 1, 3),
+        ("deal", 7, 0, 2),
+    ]
+    assert (m.forecast_runs, m.forecast_skipped, m.forecast_failures) == (4, 2, 1)
+    text = prometheus_text(m).decode()
+    for line in (
+        'revintel_family_events_total{family="account",outcome="applied"} 4.0',
+        'revintel_family_events_total{family="account",outcome="stale"} 1.0',
+        'revintel_family_events_total{family="deal",outcome="deduplicated"} 1.0',
+        'revintel_family_alerts_raised_total{family="account"} 3.0',
+        'revintel_forecast_runs_total{result="completed"} 4.0',
+        'revintel_forecast_runs_total{result="skipped"} 2.0',
+        'revintel_forecast_runs_total{result="failed"} 1.0',
+        "revintel_forecast_last_as_of_timestamp_seconds 1.77336e+09",
+        "revintel_forecast_next_run_timestamp_seconds 1.7734545e+09",
+    ):
+        assert line in text, line
+    # the metrics message carries them too (and a consumer of an older one still parses it)
+    again = WorkerMetrics.model_validate_json(m.model_dump_json())
+    assert again.families == m.families and again.forecast_next_due == scheduler.next_due

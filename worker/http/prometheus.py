@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -74,6 +75,52 @@ class SnapshotCollector(Collector):
                 "Duration of the last forecast run",
                 value=m.last_forecast_duration_ms,
             )
+        yield from _forecast_job(m)
+        yield from _families(m)
+
+
+def _forecast_job(m: WorkerMetrics) -> Iterator[Any]:
+    """The forecast job of this worker: runs by result, the last run's as-of, the next due."""
+    runs = CounterMetricFamily(
+        "revintel_forecast_runs", "Forecast job ticks by result", labels=["result"]
+    )
+    for result, value in (
+        ("completed", m.forecast_runs),
+        ("skipped", m.forecast_skipped),
+        ("failed", m.forecast_failures),
+    ):
+        runs.add_metric([result], value)
+    yield runs
+    if m.forecast_last_as_of is not None:
+        yield GaugeMetricFamily(
+            "revintel_forecast_last_as_of_timestamp_seconds",
+            "As-of date (midnight UTC) of the last forecast run",
+            value=datetime.combine(m.forecast_last_as_of, time(), UTC).timestamp(),
+        )
+    if m.forecast_next_due is not None:
+        yield GaugeMetricFamily(
+            "revintel_forecast_next_run_timestamp_seconds",
+            "When the next forecast run is due",
+            value=m.forecast_next_due.timestamp(),
+        )
+
+
+def _families(m: WorkerMetrics) -> Iterator[Any]:
+    """Events and alerts by event family (deal, account, vendor): the account series."""
+    events = CounterMetricFamily(
+        "revintel_family_events",
+        "Events by family and outcome",
+        labels=["family", "outcome"],
+    )
+    alerts = CounterMetricFamily(
+        "revintel_family_alerts_raised", "Alerts written to the outbox by family", labels=["family"]
+    )
+    for f in m.families:
+        for outcome in ("consumed", "applied", "deduplicated", "stale", "dead_lettered"):
+            events.add_metric([f.family, outcome], getattr(f, outcome))
+        alerts.add_metric([f.family], f.alerts_raised)
+    yield events
+    yield alerts
 
 
 def prometheus_text(metrics: WorkerMetrics) -> bytes:

@@ -11,13 +11,13 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.metrics import PartitionLag, WorkerMetrics
+from schemas.metrics import FamilyCounts, PartitionLag, WorkerMetrics
 from worker.kafka.consumer import BatchTimings
 from worker.kafka.producer import send_all
 from worker.log import get_logger
@@ -28,13 +28,29 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def family_counts(family: str, stats: Mapping[str, int]) -> FamilyCounts:
+    """A consumer's running totals (``BatchConsumer.stats``) as the metrics contract names them."""
+    return FamilyCounts(
+        family=family,
+        consumed=stats.get("consumed", 0),
+        applied=stats.get("applied", 0),
+        deduplicated=stats.get("duplicates", 0),
+        stale=stats.get("stale", 0),
+        dead_lettered=stats.get("dead_lettered", 0),
+        alerts_raised=stats.get("alerts", 0),
+    )
+
+
 def snapshot(
     stats: dict[str, int],
     timings: BatchTimings,
     alerts_published: int,
     backlog: int | None,
     forecast: Any = None,
+    families: Mapping[str, Mapping[str, int]] | None = None,
 ) -> WorkerMetrics:
+    """The figures of a worker now: ``stats`` summed over its consumers, ``families`` each
+    consumer's own (by family name), ``forecast`` its scheduler (None: not running here)."""
     return WorkerMetrics(
         worker_id=worker_id(),
         at=datetime.now(UTC),
@@ -58,6 +74,11 @@ def snapshot(
         last_forecast_at=getattr(forecast, "last_run_at", None),
         last_forecast_duration_ms=getattr(forecast, "last_duration_ms", None),
         forecast_runs=getattr(forecast, "runs", 0),
+        forecast_skipped=getattr(forecast, "skipped", 0),
+        forecast_failures=getattr(forecast, "failures", 0),
+        forecast_last_as_of=getattr(forecast, "last_as_of", None),
+        forecast_next_due=getattr(forecast, "next_due", None),
+        families=[family_counts(name, s) for name, s in sorted((families or {}).items())],
     )
 
 
