@@ -1,0 +1,950 @@
+"""Benchmark: the worker's throughput against this machine's limit, with the real local Kafka and
+PostgreSQL (issue 11).
+
+    eval "$(bash scripts/services.sh env)"
+    .venv/bin/python bench/bench_throughput.py [--events N] [--deals D] [--partitions P]
+        [--rate R] [--seconds S] [--naive-events K] [--json PATH] [--quick]
+
+The input is built once and pre-produced, the same bytes for every phase: ``--events`` canonical
+deal events (default 100,000) over ``--deals`` deals (default events / 5) from the seed generator
+(``worker/testdata/seed.py``: ten deal archetypes, a realistic mix of created, stage changes,
+activities, updates, wins and losses). Each deal keeps the first events of its history (taken
+round-robin, so every deal is created and the total is exact), the whole stream in time order,
+keyed by deal id on a topic of ``--partitions`` partitions (default 6).
+
+Every phase gets its own fresh database (``tests.services.fresh_database``: migrated, dropped
+afterwards) and its own topics and consumer group (deleted afterwards), and every contender is a
+process of its own, so the benchmark's polling never shares its event loop:
+
+1. worker: ``revintel run`` as shipped (batch size and timeout from the settings' defaults; the
+   forecast job off unless ``--forecast``, so a cron boundary cannot land in the window), until
+   every event is in ``applied_events``; its peak RSS is the kernel's (``VmHWM``);
+2. null: the same aiokafka consumer and batch size (``getmany``), ``json.loads`` of each
+   record, ``COPY`` of the raw events into a table (body as jsonb), offsets committed;
+3. naive: a per-event loop: decode and validate the event (the worker's pydantic contract), one
+   upsert of its deal in its own transaction, one offset commit. Run on ``--naive-events`` events
+   sampled evenly from the input; its events/s is extrapolated to the full input;
+4. worker x2: two ``revintel run`` processes in one consumer group (rebalance included);
+5. latency: a fresh worker, warmed up, then ``--rate`` events/s (default 2,000) offered for
+   ``--seconds`` (default 60); p50 and p99 from each event's produce time (the moment it is handed
+   to the producer, also its Kafka timestamp) to the commit of the worker's transaction that
+   applied it. The commit is observed by polling ``pg_current_snapshot()`` every 10 ms: the row's
+   ``xmin`` first seen completed (an upper bound, within the poll period). Also shown: the
+   latency to ``applied_events.applied_at``, which is the transaction's ``now()``, i.e. its
+   *start* (a lower bound of the commit).
+
+Rates: events / (end - start), start = the first transaction of the phase (min ``applied_at`` /
+``copied_at``), end = when the poll (every 0.25 s) first sees every event in the database. The
+workers' start-up and group join are outside the window.
+
+It prints a table with the ratios worker / null and worker / naive and the issue's targets beside
+them, and writes JSON (default ``bench/results/throughput.json``). Exit status 1 when a target
+is missed. Other work on the machine shares its two cores: compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {
+    "worker_over_null": 0.6,  # at least
+    "worker_over_naive": 20.0,  # at least
+    "p99_ms": 200.0,  # at most, at 2,000 events/s
+    "rss_mb": 250.0,  # at most
+}
+AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
+DEFAULT_BATCH_SIZE = 500  # the worker's defaults (worker/settings.py), for the null pipeline
+DEFAULT_BATCH_TIMEOUT_MS = 200
+SNAPSHOT_POLL_SECONDS = 0.01
+COUNT_POLL_SECONDS = 0.25
+WARMUP_EVENTS = 200
+
+
+# -- pure helpers (tested in bench/test_bench_throughput.py) ----------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation between closest ranks (numpy's
+    default); ``values`` need not be sorted."""
+    if not values:
+        raise ValueError("no values")
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def take_round_robin(histories: Sequence[Sequence[Any]], n: int) -> list[Any]:
+    """``n`` items: every history's first item, then every history's second, ... (so each
+    history keeps a prefix, and the earlier histories one more when ``n`` does not divide)."""
+    available = sum(len(h) for h in histories)
+    if n > available:
+        raise ValueError(f"only {available:,} events in {len(histories):,} deals' histories")
+    taken: list[Any] = []
+    k = 0
+    while len(taken) < n:
+        for history in histories:
+            if k < len(history):
+                taken.append(history[k])
+                if len(taken) == n:
+                    break
+        k += 1
+    return taken
+
+
+def parse_snapshot(text: str) -> tuple[int, int, frozenset[int]]:
+    """``pg_current_snapshot()`` as text, 'xmin:xmax:xip,...' -> (xmin, xmax, in progress)."""
+    xmin, xmax, xip = text.split(":")
+    return int(xmin), int(xmax), frozenset(int(x) for x in xip.split(",") if x)
+
+
+def widen_xid(xid32: int, reference: int) -> int:
+    """A 32-bit ``xmin`` as the 64-bit transaction id nearest to ``reference`` (an xid8)."""
+    full = (reference & ~0xFFFFFFFF) | xid32
+    if full > reference + 2**31:
+        full -= 2**32
+    elif full < reference - 2**31:
+        full += 2**32
+    return full
+
+
+def first_completed(xid: int, polls: Sequence[tuple[float, int, frozenset[int]]]) -> float | None:
+    """The time of the first poll (time, xmax, in progress) whose snapshot sees ``xid``
+    completed, or None. Completion is monotone in time, so a bisection finds it."""
+    lo, hi = 0, len(polls)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        _, xmax, xip = polls[mid]
+        if xid < xmax and xid not in xip:
+            hi = mid
+        else:
+            lo = mid + 1
+    return polls[lo][0] if lo < len(polls) else None
+
+
+def verdict(value: float | None, target: float, at_least: bool) -> str:
+    if value is None:
+        return "n/a"
+    ok = value >= target if at_least else value <= target
+    return "met" if ok else "MISSED"
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The table printed at the end (``result`` is what goes into the JSON file)."""
+    lines = []
+    s = result["settings"]
+    lines.append(
+        f"input: {s['events']:,} deal events over {s['deals']:,} deals, {s['partitions']} "
+        f"partitions; mix: "
+        + ", ".join(f"{k.removeprefix('deal.')} {v:,}" for k, v in result["input_mix"].items())
+    )
+    lines.append("")
+    lines.append(f"{'phase':<34}{'events':>9}{'seconds':>10}{'events/s':>11}  peak RSS")
+    for key, label in (
+        ("worker", "worker (revintel run)"),
+        ("null", "null pipeline"),
+        ("naive", "naive per-event loop (subset)"),
+        ("worker_x2", "worker x2, one consumer group"),
+    ):
+        phase = result["phases"].get(key)
+        if phase is None:
+            continue
+        rss = phase.get("peak_rss_mb")
+        rss_text = "" if not rss else " + ".join(f"{r or 0:.0f}" for r in rss) + " MB"
+        lines.append(
+            f"{label:<34}{phase['events']:>9,}{phase['seconds']:>10.2f}"
+            f"{phase['events_per_s']:>11,.0f}  {rss_text}"
+        )
+    naive = result["phases"].get("naive")
+    if naive:
+        lines.append(
+            f"  naive: measured on {naive['events']:,} events sampled from the input; "
+            f"{s['events']:,} would take ~{s['events'] / naive['events_per_s']:,.0f} s "
+            "(extrapolated)"
+        )
+    lines.append("")
+    r, t = result["ratios"], TARGETS
+    rows = [
+        ("worker / null", r.get("worker_over_null"), f">= {t['worker_over_null']}x", True,
+         t["worker_over_null"], "x"),
+        ("worker / naive", r.get("worker_over_naive"), f">= {t['worker_over_naive']:.0f}x", True,
+         t["worker_over_naive"], "x"),
+        ("worker x2 / worker", r.get("two_over_one"), "", None, None, "x"),
+        ("worker peak RSS (MB)", r.get("worker_rss_mb"), f"<= {t['rss_mb']:.0f}", False,
+         t["rss_mb"], ""),
+    ]  # fmt: skip
+    latency = result["phases"].get("latency")
+    if latency:
+        rows.append(("p50 latency to commit (ms)", latency["commit_ms"]["p50"], "", None, None, ""))
+        rows.append(
+            ("p99 latency to commit (ms)", latency["commit_ms"]["p99"],
+             f"<= {t['p99_ms']:.0f}", False, t["p99_ms"], "")
+        )  # fmt: skip
+    lines.append(f"{'figure':<34}{'measured':>10}  {'target':<10}{'':>7}")
+    for label, value, target_text, at_least, target, unit in rows:
+        shown = "n/a" if value is None else f"{value:,.2f}{unit}"
+        mark = "" if target is None else verdict(value, target, at_least)
+        lines.append(f"{label:<34}{shown:>10}  {target_text:<10}{mark:>7}")
+    if latency:
+        c, a = latency["commit_ms"], latency["applied_at_ms"]
+        lines.append("")
+        lines.append(
+            f"latency phase: {latency['events']:,} events offered at {s['rate']:,}/s for "
+            f"{s['seconds']} s (achieved {latency['offered_per_s']:,.0f}/s)"
+        )
+        lines.append(
+            f"  produce -> commit (snapshot poll, +<= {SNAPSHOT_POLL_SECONDS * 1000:.0f} ms): "
+            f"p50 {c['p50']:.0f} ms, p90 {c['p90']:.0f} ms, p99 {c['p99']:.0f} ms, "
+            f"max {c['max']:.0f} ms"
+        )
+        lines.append(
+            f"  produce -> applied_at (transaction start): p50 {a['p50']:.0f} ms, "
+            f"p99 {a['p99']:.0f} ms"
+        )
+    return "\n".join(lines)
+
+
+# -- input --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    event_id: str
+    type: str
+    key: bytes
+    value: bytes
+
+
+def make_input(events: int, deals: int, seed: int) -> list[Record]:
+    """``events`` seed events over ``deals`` deals, in time order (see the module docstring)."""
+    from worker.testdata.seed import generate_deals
+
+    histories: dict[str, list[Any]] = {}
+    for event in generate_deals(deals, seed, AS_OF):  # sorted by (time, id)
+        histories.setdefault(event.subject, []).append(event)
+    try:
+        chosen = take_round_robin(list(histories.values()), events)
+    except ValueError as exc:
+        raise SystemExit(f"{exc}: raise --deals or lower --events") from None
+    chosen.sort(key=lambda e: (e.time, e.id))
+    return [Record(e.id, e.type, e.subject.encode(), e.model_dump_json().encode()) for e in chosen]
+
+
+# -- services -----------------------------------------------------------------------------
+
+
+def services() -> tuple[str, str]:
+    database = os.environ.get(
+        "DATABASE_URL", "postgresql://revintel:revintel@127.0.0.1:5432/revintel"
+    )
+    return database, os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+
+@dataclass
+class Names:
+    """The topics and group of one phase (everything under one prefix, deleted afterwards)."""
+
+    prefix: str
+
+    @property
+    def deal_topic(self) -> str:
+        return f"{self.prefix}.deal-events"
+
+    @property
+    def group(self) -> str:
+        return f"{self.prefix}-group"
+
+    def worker_env(self, database_url: str, bootstrap: str, partitions: int, forecast: bool):
+        p = self.prefix
+        return {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "REVINTEL_DEAL_TOPIC": self.deal_topic,
+            "REVINTEL_ACCOUNT_TOPIC": f"{p}.account-events",
+            "REVINTEL_ALERTS_TOPIC": f"{p}.alerts",
+            "REVINTEL_FORECASTS_TOPIC": f"{p}.forecasts",
+            "REVINTEL_METRICS_TOPIC": f"{p}.metrics",
+            "REVINTEL_SOURCE_TOPICS": json.dumps(
+                {
+                    f"{p}.hubspot": "hubspot",
+                    f"{p}.salesforce": "salesforce",
+                    f"{p}.pipedrive": "pipedrive",
+                }
+            ),
+            "REVINTEL_CONSUMER_GROUP": self.group,
+            "REVINTEL_TOPIC_PARTITIONS": str(partitions),
+            "REVINTEL_FORECAST_ENABLED": "true" if forecast else "false",
+            "REVINTEL_HTTP_PORT": "0",  # any free port: two workers run side by side
+            "REVINTEL_LOG_JSON": "true",
+        }
+
+
+@contextlib.asynccontextmanager
+async def phase_resources(
+    name: str, run_id: str, partitions: int
+) -> AsyncIterator[tuple[Names, str]]:
+    """A fresh database and a deal topic of ``partitions`` partitions; both gone on exit."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from tests.services import fresh_database
+
+    database, bootstrap = services()
+    names = Names(f"bench.tp{run_id}.{name}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(names.deal_topic, partitions, 1)])
+        async with fresh_database(database, "revintel_bench") as url:
+            yield names, url
+    finally:
+        with contextlib.suppress(Exception):
+            ours = [t for t in await admin.list_topics() if t.startswith(names.prefix + ".")]
+            if ours:
+                await admin.delete_topics(ours)
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, records: Sequence[Record]) -> float:
+    """Send ``records`` (acks=all) and wait for every acknowledgement; returns the seconds."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for r in records:
+            pending.append(await producer.send(topic, r.value, key=r.key))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    """A contender running as a process of its own, its output in a log file."""
+
+    label: str
+    popen: subprocess.Popen
+    log_path: Path
+    max_rss_kb: int = 0
+    peak_rss_kb: int | None = None
+
+    @classmethod
+    def spawn(cls, label: str, args: list[str], env: dict[str, str], logs: Path) -> Proc:
+        log_path = logs / f"{label}.log"
+        with log_path.open("wb") as log:
+            popen = subprocess.Popen(
+                [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            )
+        return cls(label, popen, log_path)
+
+    def status(self, field_name: str) -> int | None:
+        """A ``kB`` line of /proc/<pid>/status (VmRSS, VmHWM), or None once it is gone."""
+        try:
+            text = Path(f"/proc/{self.popen.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+        return None
+
+    def sample(self) -> None:
+        rss = self.status("VmRSS")
+        if rss:
+            self.max_rss_kb = max(self.max_rss_kb, rss)
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise RuntimeError(
+                f"{self.label} exited with status {self.popen.returncode}:\n{self.tail()}"
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    async def stop(self, within: float = 60.0) -> None:
+        """Record the peak RSS, then SIGTERM (this process only), SIGKILL after ``within``."""
+        self.peak_rss_kb = self.status("VmHWM")
+        if self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self.popen.wait, within)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        """The kernel's high-water mark of the process (VmHWM), read just before the stop;
+        failing that, the largest VmRSS sampled while it ran."""
+        kb = self.peak_rss_kb or self.max_rss_kb or None
+        return None if kb is None else kb / 1024
+
+    def batch_stats(self) -> dict[str, float]:
+        """From the worker's JSON log: its batches, the records they held, their mean ms."""
+        batches, records, ms = 0, 0, 0.0
+        with contextlib.suppress(OSError):
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if '"batch_applied"' not in line:
+                    continue
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    batches += 1
+                    records += int(entry.get("records", 0))
+                    ms += float(entry.get("ms", 0.0))
+        return {
+            "batches": batches,
+            "records": records,
+            "mean_batch_records": records / batches if batches else 0.0,
+            "mean_batch_ms": ms / batches if batches else 0.0,
+        }
+
+
+def worker_proc(label: str, env: dict[str, str], logs: Path) -> Proc:
+    return Proc.spawn(label, ["-m", "worker.cli", "run", "--no-migrate"], env, logs)
+
+
+def role_proc(role: str, names: Names, url: str, bootstrap: str, logs: Path) -> Proc:
+    args = [
+        str(Path(__file__).resolve()), "--role", role, "--topic", names.deal_topic,
+        "--group", names.group, "--database-url", url, "--bootstrap", bootstrap,
+    ]  # fmt: skip
+    return Proc.spawn(role, args, dict(os.environ), logs)
+
+
+async def wait_for_count(
+    pool: Any, query: str, expected: int, procs: Sequence[Proc], within: float
+) -> float:
+    """Poll ``query`` (a count) until it reaches ``expected``; returns the wall time (epoch
+    seconds) it was first seen there. Samples the processes' RSS meanwhile."""
+    deadline = time.monotonic() + within
+    while True:
+        count = await pool.fetchval(query)
+        seen_at = time.time()
+        for p in procs:
+            p.sample()
+        if count >= expected:
+            return seen_at
+        for p in procs:
+            p.check_alive()
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {p.label}\n{p.tail()}" for p in procs)
+            raise TimeoutError(f"{count:,} of {expected:,} after {within:.0f} s\n{tails}")
+        await asyncio.sleep(COUNT_POLL_SECONDS)
+
+
+def rate(events: int, start: float, end: float) -> dict[str, Any]:
+    seconds = max(end - start, 1e-9)
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds}
+
+
+# -- phases -------------------------------------------------------------------------------
+
+
+async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -> dict[str, Any]:
+    """``processes`` workers in one group on the pre-produced input, until all is applied."""
+    import asyncpg
+
+    async with phase_resources(name, ctx.run_id, ctx.args.partitions) as (names, url):
+        await produce(ctx.bootstrap, names.deal_topic, ctx.records)
+        env = names.worker_env(url, ctx.bootstrap, ctx.args.partitions, ctx.args.forecast)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        procs = [worker_proc(f"{name}-{i}", env, ctx.logs) for i in range(processes)]
+        try:
+            profiler = ctx.start_profiler(procs[0], name) if processes == 1 else None
+            end = await wait_for_count(
+                pool, "SELECT count(*) FROM applied_events", len(ctx.records), procs,
+                ctx.args.timeout,
+            )  # fmt: skip
+            start = (
+                await pool.fetchval(
+                    "SELECT extract(epoch FROM min(applied_at)) FROM applied_events"
+                )
+            ) or end
+            outcomes = dict(
+                await pool.fetch("SELECT outcome, count(*) FROM applied_events GROUP BY 1")
+            )
+            alerts = await pool.fetchval("SELECT count(*) FROM alert_outbox")
+        finally:
+            for p in procs:
+                await p.stop()
+            await pool.close()
+        if profiler is not None:
+            ctx.stop_profiler(profiler)
+        result = rate(len(ctx.records), float(start), end)
+        result.update(
+            peak_rss_mb=[p.peak_rss_mb for p in procs],
+            max_sampled_rss_mb=[p.max_rss_kb / 1024 for p in procs],
+            outcomes=outcomes,
+            alerts=alerts,
+            per_process=[p.batch_stats() for p in procs],
+        )
+        return result
+
+
+async def phase_role(ctx: Context, role: str, records: Sequence[Record]) -> dict[str, Any]:
+    """The null pipeline or the naive loop, as a process of its own, on ``records``."""
+    import asyncpg
+
+    count, first = {
+        "null": (
+            "SELECT count(*) FROM bench_raw_events",
+            "SELECT extract(epoch FROM min(copied_at)) FROM bench_raw_events",
+        ),
+        "naive": (
+            "SELECT coalesce(sum(events), 0) FROM bench_naive_deals",
+            "SELECT extract(epoch FROM min(created_at)) FROM bench_naive_deals",
+        ),
+    }[role]
+    async with phase_resources(role, ctx.run_id, ctx.args.partitions) as (names, url):
+        await produce(ctx.bootstrap, names.deal_topic, records)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        await pool.execute(ROLE_TABLES)
+        proc = role_proc(role, names, url, ctx.bootstrap, ctx.logs)
+        try:
+            end = await wait_for_count(pool, count, len(records), [proc], ctx.args.timeout)
+            start = (await pool.fetchval(first)) or end
+        finally:
+            await proc.stop()
+            await pool.close()
+        result = rate(len(records), float(start), end)
+        result["peak_rss_mb"] = [proc.peak_rss_mb]
+        result["max_sampled_rss_mb"] = [proc.max_rss_kb / 1024]
+        return result
+
+
+async def phase_latency(ctx: Context) -> dict[str, Any]:
+    """A warmed-up worker fed at a fixed rate; latency from produce to commit."""
+    import asyncpg
+    from aiokafka import AIOKafkaProducer
+
+    a = ctx.args
+    total = a.rate * a.seconds
+    print(f"  building {total:,} more events for the latency phase ...", flush=True)
+    warmup = make_input(WARMUP_EVENTS, WARMUP_EVENTS // 5, a.seed + 1000)
+    offered = make_input(total, max(1, total // 5), a.seed + 1)
+    async with phase_resources("latency", ctx.run_id, a.partitions) as (names, url):
+        env = names.worker_env(url, ctx.bootstrap, a.partitions, a.forecast)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        proc = worker_proc("latency-worker", env, ctx.logs)
+        poller_conn = await asyncpg.connect(url)
+        producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all")
+        await producer.start()
+        polls: list[tuple[float, int, frozenset[int]]] = []
+        stop_polling = asyncio.Event()
+
+        async def poll_snapshots() -> None:
+            while not stop_polling.is_set():
+                before = time.time()
+                text = await poller_conn.fetchval("SELECT pg_current_snapshot()::text")
+                after = time.time()
+                _, xmax, xip = parse_snapshot(text)
+                polls.append(((before + after) / 2, xmax, xip))
+                await asyncio.sleep(SNAPSHOT_POLL_SECONDS)
+
+        sent_at: dict[str, float] = {}
+        poller = None
+        try:
+            await produce(ctx.bootstrap, names.deal_topic, warmup)
+            await wait_for_count(
+                pool, "SELECT count(*) FROM applied_events", len(warmup), [proc], a.timeout
+            )
+            poller = asyncio.create_task(poll_snapshots())
+            pending = []
+            started = time.time()
+            i = 0
+            while i < len(offered):
+                due = min(len(offered), int((time.time() - started) * a.rate) + 1)
+                while i < due:
+                    r = offered[i]
+                    now = time.time()
+                    sent_at[r.event_id] = now
+                    pending.append(
+                        await producer.send(
+                            names.deal_topic, r.value, key=r.key, timestamp_ms=int(now * 1000)
+                        )
+                    )
+                    i += 1
+                await asyncio.sleep(0.005)
+            offered_seconds = time.time() - started
+            await asyncio.gather(*pending)
+            await wait_for_count(
+                pool, "SELECT count(*) FROM applied_events", len(warmup) + len(offered), [proc],
+                a.timeout,
+            )  # fmt: skip
+            await asyncio.sleep(0.05)  # one more snapshot after the last commit
+            stop_polling.set()
+            await poller
+            rows = await pool.fetch(
+                "SELECT event_id, extract(epoch FROM applied_at) AS at, xmin::text::bigint AS xid "
+                "FROM applied_events"
+            )
+        finally:
+            stop_polling.set()
+            if poller is not None:
+                with contextlib.suppress(Exception):
+                    await poller
+            await producer.stop()
+            await poller_conn.close()
+            await proc.stop()
+            await pool.close()
+    reference = polls[0][1]
+    commit_ms, applied_ms, unseen = [], [], 0
+    for row in rows:
+        produced = sent_at.get(row["event_id"])
+        if produced is None:
+            continue  # a warm-up event
+        applied_ms.append((float(row["at"]) - produced) * 1000)
+        seen = first_completed(widen_xid(row["xid"], reference), polls)
+        if seen is None:
+            unseen += 1
+            continue
+        commit_ms.append((seen - produced) * 1000)
+    return {
+        "events": len(offered),
+        "offered_per_s": len(offered) / offered_seconds,
+        "commit_ms": summary(commit_ms),
+        "applied_at_ms": summary(applied_ms),
+        "commits_not_seen": unseen,
+        "snapshot_polls": len(polls),
+        "peak_rss_mb": [proc.peak_rss_mb],
+        "per_process": [proc.batch_stats()],
+    }
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0}
+    return {
+        "count": len(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values),
+        "min": min(values),
+    }
+
+
+# -- the roles: null pipeline and naive loop (run as `--role null|naive`) -------------------
+
+ROLE_TABLES = """
+CREATE TABLE IF NOT EXISTS bench_raw_events (
+    topic text NOT NULL, partition integer NOT NULL, "offset" bigint NOT NULL, key text,
+    event_id text, type text, body jsonb NOT NULL,
+    copied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS bench_naive_deals (
+    deal_id text PRIMARY KEY, last_event_id text NOT NULL, last_event_type text NOT NULL,
+    last_event_time timestamptz NOT NULL, data jsonb NOT NULL, events integer NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+NAIVE_UPSERT = """
+INSERT INTO bench_naive_deals AS d
+    (deal_id, last_event_id, last_event_type, last_event_time, data, events)
+VALUES ($1, $2, $3, $4, $5::jsonb, 1)
+ON CONFLICT (deal_id) DO UPDATE SET
+    last_event_id = EXCLUDED.last_event_id, last_event_type = EXCLUDED.last_event_type,
+    last_event_time = EXCLUDED.last_event_time, data = d.data || EXCLUDED.data,
+    events = d.events + 1, updated_at = now()
+"""
+
+
+async def run_role(args: argparse.Namespace) -> int:
+    import asyncpg
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    consumer = AIOKafkaConsumer(
+        args.topic,
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    conn = await asyncpg.connect(args.database_url)
+    await consumer.start()
+    handle: Callable[..., Any] = null_batch
+    if args.role == "naive":
+        from schemas.deal_events import DealEventAdapter
+
+        handle = naive_batch(DealEventAdapter, TopicPartition)
+    try:
+        while not stopping.is_set():
+            batch = await consumer.getmany(
+                timeout_ms=args.batch_timeout_ms, max_records=args.batch_size
+            )
+            records = [r for recs in batch.values() for r in recs]
+            if records:
+                await handle(consumer, conn, records)
+    finally:
+        await consumer.stop()
+        await conn.close()
+    return 0
+
+
+async def null_batch(consumer: Any, conn: Any, records: list[Any]) -> None:
+    rows = []
+    for r in records:
+        body = json.loads(r.value)
+        rows.append(
+            (r.topic, r.partition, r.offset, r.key.decode() if r.key else None,
+             body.get("id"), body.get("type"), r.value.decode())
+        )  # fmt: skip
+    await conn.copy_records_to_table(
+        "bench_raw_events",
+        records=rows,
+        columns=["topic", "partition", "offset", "key", "event_id", "type", "body"],
+    )
+    await consumer.commit()
+
+
+def naive_batch(adapter: Any, topic_partition: Any) -> Callable[..., Any]:
+    async def handle(consumer: Any, conn: Any, records: list[Any]) -> None:
+        for r in records:
+            event = adapter.validate_json(r.value)
+            data = event.data.model_dump_json(exclude_none=True)
+            await conn.execute(NAIVE_UPSERT, event.subject, event.id, event.type, event.time, data)
+            await consumer.commit({topic_partition(r.topic, r.partition): r.offset + 1})
+
+    return handle
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    records: list[Record]
+    bootstrap: str
+    logs: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    profiles: dict[str, str] = field(default_factory=dict)
+
+    def start_profiler(self, proc: Proc, name: str) -> subprocess.Popen | None:
+        if not self.args.profile:
+            return None
+        out = self.logs / f"{name}.pyspy.txt"
+        self.profiles[name] = str(out)
+        return subprocess.Popen(
+            [self.args.profile, "record", "--pid", str(proc.popen.pid), "--rate", "100",
+             "--format", "raw", "--output", str(out), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def stop_profiler(self, profiler: subprocess.Popen) -> None:
+        # py-spy stops by itself when the profiled process exits; give it time to write
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=30)
+
+
+def git_state() -> dict[str, Any]:
+    def run(*cmd: str) -> str:
+        with contextlib.suppress(Exception):
+            return subprocess.run(
+                ["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=False
+            ).stdout.strip()
+        return ""
+
+    return {
+        "head": run("rev-parse", "HEAD"),
+        "worker_uncommitted_changes": bool(run("status", "--porcelain", "--", "worker", "sql")),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    from worker.log import configure_logging
+
+    configure_logging("WARNING", json=False)
+    _, bootstrap = services()
+    started = time.perf_counter()
+    print(f"building {args.events:,} events over {args.deals:,} deals ...", flush=True)
+    records = make_input(args.events, args.deals, args.seed)
+    mix = Counter(r.type for r in records)
+    logs = Path(tempfile.mkdtemp(prefix="bench_throughput_"))
+    ctx = Context(args, records, bootstrap, logs)
+    stride = max(1, len(records) // args.naive_events)
+    naive_records = records[::stride][: args.naive_events]
+    phases: dict[str, Any] = {}
+    load: dict[str, list[float]] = {}
+    plan: list[tuple[str, Callable[[], Any]]] = [
+        ("worker", lambda: phase_worker(ctx)),
+        ("null", lambda: phase_role(ctx, "null", records)),
+        ("naive", lambda: phase_role(ctx, "naive", naive_records)),
+        ("worker_x2", lambda: phase_worker(ctx, processes=2, name="worker_x2")),
+        ("latency", lambda: phase_latency(ctx)),
+    ]
+    for name, run in plan:
+        if name in args.skip:
+            continue
+        print(f"phase {name} ...", flush=True)
+        load[name] = [round(x, 2) for x in os.getloadavg()]
+        phases[name] = await run()
+        p = phases[name]
+        print(
+            f"  {p.get('events_per_s', p.get('offered_per_s', 0)):,.0f} events/s, "
+            f"load average before {load[name][0]}",
+            flush=True,
+        )
+    ratios = compute_ratios(phases)
+    result = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": {
+            "events": args.events,
+            "deals": args.deals,
+            "partitions": args.partitions,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "naive_events": len(naive_records),
+            "seed": args.seed,
+            "batch_size": DEFAULT_BATCH_SIZE,
+            "batch_timeout_ms": DEFAULT_BATCH_TIMEOUT_MS,
+            "forecast_job": args.forecast,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_before_phase": load,
+        },
+        "git": git_state(),
+        "input_mix": dict(mix.most_common()),
+        "phases": phases,
+        "ratios": ratios,
+        "targets": TARGETS,
+        "latency_measured_to": "the commit of the worker's transaction (pg_current_snapshot "
+        "polled every 10 ms, first snapshot seeing the row's xmin completed); applied_at_ms is "
+        "applied_events.applied_at = now() = the transaction's start",
+        "profiles": ctx.profiles,
+        "logs": str(logs),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    return result
+
+
+def finish(result: dict[str, Any], path: str) -> int:
+    """Print the table, write the JSON; 1 when a target is missed."""
+    print()
+    print(format_report(result))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"\nJSON: {out}   logs: {result['logs']}")
+    return 0 if all_met(result) else 1
+
+
+def compute_ratios(phases: dict[str, Any]) -> dict[str, float | None]:
+    def eps(name: str) -> float | None:
+        return phases[name]["events_per_s"] if name in phases else None
+
+    worker, null, naive, two = eps("worker"), eps("null"), eps("naive"), eps("worker_x2")
+    rss = phases.get("worker", {}).get("peak_rss_mb") or [None]
+    return {
+        "worker_over_null": worker / null if worker and null else None,
+        "worker_over_naive": worker / naive if worker and naive else None,
+        "two_over_one": two / worker if worker and two else None,
+        "worker_rss_mb": rss[0],
+    }
+
+
+def all_met(result: dict[str, Any]) -> bool:
+    r = result["ratios"]
+    checks = [
+        verdict(r["worker_over_null"], TARGETS["worker_over_null"], True),
+        verdict(r["worker_over_naive"], TARGETS["worker_over_naive"], True),
+        verdict(r["worker_rss_mb"], TARGETS["rss_mb"], False),
+    ]
+    latency = result["phases"].get("latency")
+    if latency and latency["commit_ms"].get("count"):
+        checks.append(verdict(latency["commit_ms"]["p99"], TARGETS["p99_ms"], False))
+    return "MISSED" not in checks
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--deals", type=int, help="default: events / 5")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--rate", type=int, default=2_000, help="latency phase, events/s")
+    parser.add_argument("--seconds", type=int, default=60, help="latency phase duration")
+    parser.add_argument("--naive-events", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--timeout", type=float, default=900.0, help="per wait, seconds")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "throughput.json"))
+    parser.add_argument("--forecast", action="store_true", help="keep the forecast job on")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["worker", "null", "naive", "worker_x2", "latency"]
+    )
+    parser.add_argument("--profile", metavar="PY_SPY", help="py-spy binary: profile phase 1")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 3,000 events, 2 s at 500/s, naive 200"
+    )
+    hidden = argparse.SUPPRESS
+    parser.add_argument("--role", choices=["null", "naive"], help=hidden)
+    parser.add_argument("--topic", help=hidden)
+    parser.add_argument("--group", help=hidden)
+    parser.add_argument("--database-url", help=hidden)
+    parser.add_argument("--bootstrap", help=hidden)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=hidden)
+    parser.add_argument(
+        "--batch-timeout-ms", type=int, default=DEFAULT_BATCH_TIMEOUT_MS, help=hidden
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.rate, args.seconds, args.naive_events = 3_000, 500, 2, 200
+        args.timeout = min(args.timeout, 180.0)
+    if args.deals is None:
+        args.deals = max(1, args.events // 5)
+    args.naive_events = max(1, min(args.naive_events, args.events))
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.role:
+        sys.exit(asyncio.run(run_role(arguments)))
+    sys.exit(finish(asyncio.run(main(arguments)), arguments.json))

@@ -1,0 +1,86 @@
+"""Pure checks of bench/bench_throughput.py (no services): percentiles, the input selection,
+the commit-time lookup and the report. Not in the suite's testpaths; run it with
+
+    .venv/bin/pytest bench/test_bench_throughput.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_throughput import (
+    compute_ratios,
+    first_completed,
+    format_report,
+    parse_snapshot,
+    percentile,
+    take_round_robin,
+    widen_xid,
+)
+
+
+def test_percentile_interpolates_like_numpy() -> None:
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 100) == 5.0
+    assert percentile(values, 99) == pytest.approx(4.96)
+    assert percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_round_robin_keeps_a_prefix_of_every_history() -> None:
+    histories = [["a0", "a1", "a2"], ["b0"], ["c0", "c1"]]
+    assert take_round_robin(histories, 4) == ["a0", "b0", "c0", "a1"]
+    assert sorted(take_round_robin(histories, 6)) == sorted(x for h in histories for x in h)
+    with pytest.raises(ValueError):
+        take_round_robin(histories, 7)
+
+
+def test_commit_seen_at_the_first_snapshot_without_it_in_progress() -> None:
+    assert parse_snapshot("100:105:101,103") == (100, 105, frozenset({101, 103}))
+    assert parse_snapshot("7:7:") == (7, 7, frozenset())
+    polls = [
+        (1.0, 102, frozenset({101})),  # 103 not started yet, 101 running
+        (2.0, 105, frozenset({101, 103})),
+        (3.0, 106, frozenset({103})),  # 101 done
+        (4.0, 107, frozenset()),
+    ]
+    assert first_completed(101, polls) == 3.0
+    assert first_completed(103, polls) == 4.0
+    assert first_completed(100, polls) == 1.0
+    assert first_completed(200, polls) is None
+    epoch = 3 << 32
+    assert widen_xid(5, epoch + 10) == epoch + 5
+    assert widen_xid(0xFFFFFFF0, epoch + 10) == epoch - 16  # just before the epoch wrapped
+
+
+def test_report_shows_ratios_and_targets() -> None:
+    phases = {
+        "worker": {"events": 1000, "seconds": 0.5, "events_per_s": 2000.0, "peak_rss_mb": [120]},
+        "null": {"events": 1000, "seconds": 0.1, "events_per_s": 10000.0, "peak_rss_mb": [40]},
+        "naive": {"events": 100, "seconds": 1.0, "events_per_s": 100.0, "peak_rss_mb": [40]},
+        "latency": {
+            "events": 500,
+            "offered_per_s": 499.0,
+            "commit_ms": {"p50": 50.0, "p90": 80.0, "p99": 150.0, "max": 170.0},
+            "applied_at_ms": {"p50": 30.0, "p99": 120.0},
+        },
+    }
+    result = {
+        "settings": {"events": 1000, "deals": 200, "partitions": 6, "rate": 500, "seconds": 1},
+        "input_mix": {"deal.created": 200, "deal.activity_logged": 800},
+        "phases": phases,
+        "ratios": compute_ratios(phases),
+    }
+    text = format_report(result)
+    assert "0.20x" in text and "MISSED" in text  # worker / null against >= 0.6x
+    assert "20.00x" in text  # worker / naive, met
+    assert "p99 150 ms" in text
+    assert "1,000 would take ~10 s (extrapolated)" in text
