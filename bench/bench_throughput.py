@@ -152,6 +152,29 @@ def verdict(value: float | None, target: float, at_least: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def hot_spots(collapsed: Sequence[str], top: int = 25) -> dict[str, Any]:
+    """py-spy's raw output (``frame;frame;... count`` per line, root first) -> the share of
+    samples under each frame (inclusive, a frame counted once per stack) and on it (self)."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in collapsed:
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for frame in set(frames):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+
+    def shares(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100 * c / total, 1)) for f, c in counter.most_common(top)]
+
+    return {"samples": total, "inclusive_pct": shares(inclusive), "self_pct": shares(own)}
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The table printed at the end (``result`` is what goes into the JSON file)."""
     lines = []
@@ -224,6 +247,13 @@ def format_report(result: dict[str, Any]) -> str:
             f"  produce -> applied_at (transaction start): p50 {a['p50']:.0f} ms, "
             f"p99 {a['p99']:.0f} ms"
         )
+        drain = latency.get("drain_seconds")
+        if drain is not None and drain > 1.0:
+            lines.append(
+                f"  OVERLOADED: the last event committed {drain:,.1f} s after the offer ended "
+                f"(committed {latency['committed_per_s']:,.0f}/s): the worker fell behind "
+                "the offered rate, so these latencies are mostly its queue"
+            )
     return "\n".join(lines)
 
 
@@ -362,6 +392,7 @@ class Proc:
     log_path: Path
     max_rss_kb: int = 0
     peak_rss_kb: int | None = None
+    rss_at_first_kb: int | None = None
 
     @classmethod
     def spawn(cls, label: str, args: list[str], env: dict[str, str], logs: Path) -> Proc:
@@ -451,16 +482,29 @@ def role_proc(role: str, names: Names, url: str, bootstrap: str, logs: Path) -> 
 
 
 async def wait_for_count(
-    pool: Any, query: str, expected: int, procs: Sequence[Proc], within: float
+    pool: Any,
+    query: str,
+    expected: int,
+    procs: Sequence[Proc],
+    within: float,
+    on_first: Callable[[], None] | None = None,
 ) -> float:
     """Poll ``query`` (a count) until it reaches ``expected``; returns the wall time (epoch
-    seconds) it was first seen there. Samples the processes' RSS meanwhile."""
+    seconds) it was first seen there. Samples the processes' RSS meanwhile, notes it when the
+    count is first above 0 (start-up done) and calls ``on_first`` then."""
     deadline = time.monotonic() + within
+    started = False
     while True:
         count = await pool.fetchval(query)
         seen_at = time.time()
         for p in procs:
             p.sample()
+        if count and not started:
+            started = True
+            for p in procs:
+                p.rss_at_first_kb = p.status("VmRSS")
+            if on_first is not None:
+                on_first()
         if count >= expected:
             return seen_at
         for p in procs:
@@ -488,11 +532,16 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
         env = names.worker_env(url, ctx.bootstrap, ctx.args.partitions, ctx.args.forecast)
         pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
         procs = [worker_proc(f"{name}-{i}", env, ctx.logs) for i in range(processes)]
+        profiler: list[subprocess.Popen] = []
+
+        def profile() -> None:  # from the first applied event on: start-up left out
+            if processes == 1 and ctx.args.profile:
+                profiler.append(ctx.start_profiler(procs[0], name))
+
         try:
-            profiler = ctx.start_profiler(procs[0], name) if processes == 1 else None
             end = await wait_for_count(
                 pool, "SELECT count(*) FROM applied_events", len(ctx.records), procs,
-                ctx.args.timeout,
+                ctx.args.timeout, on_first=profile,
             )  # fmt: skip
             start = (
                 await pool.fetchval(
@@ -507,11 +556,12 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
             for p in procs:
                 await p.stop()
             await pool.close()
-        if profiler is not None:
-            ctx.stop_profiler(profiler)
+        for running in profiler:
+            await asyncio.to_thread(ctx.stop_profiler, running, name)
         result = rate(len(ctx.records), float(start), end)
         result.update(
             peak_rss_mb=[p.peak_rss_mb for p in procs],
+            rss_at_first_event_mb=[(p.rss_at_first_kb or 0) / 1024 for p in procs],
             max_sampled_rss_mb=[p.max_rss_kb / 1024 for p in procs],
             outcomes=outcomes,
             alerts=alerts,
@@ -627,7 +677,7 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
             await proc.stop()
             await pool.close()
     reference = polls[0][1]
-    commit_ms, applied_ms, unseen = [], [], 0
+    commit_ms, applied_ms, unseen, last_commit = [], [], 0, 0.0
     for row in rows:
         produced = sent_at.get(row["event_id"])
         if produced is None:
@@ -638,9 +688,14 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
             unseen += 1
             continue
         commit_ms.append((seen - produced) * 1000)
+        last_commit = max(last_commit, seen)
     return {
         "events": len(offered),
         "offered_per_s": len(offered) / offered_seconds,
+        # > 0 by more than a batch or two: the worker fell behind the offered rate, and the
+        # latency is mostly the queue it built
+        "drain_seconds": last_commit - (started + offered_seconds) if last_commit else None,
+        "committed_per_s": len(offered) / (last_commit - started) if last_commit else None,
         "commit_ms": summary(commit_ms),
         "applied_at_ms": summary(applied_ms),
         "commits_not_seen": unseen,
@@ -761,26 +816,27 @@ class Context:
     bootstrap: str
     logs: Path
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    profiles: dict[str, str] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def start_profiler(self, proc: Proc, name: str) -> subprocess.Popen | None:
-        if not self.args.profile:
-            return None
+    def start_profiler(self, proc: Proc, name: str) -> subprocess.Popen:
         out = self.logs / f"{name}.pyspy.txt"
-        self.profiles[name] = str(out)
+        self.profiles[name] = {"raw": str(out)}
         return subprocess.Popen(
             [self.args.profile, "record", "--pid", str(proc.popen.pid), "--rate", "100",
              "--format", "raw", "--output", str(out), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
-    def stop_profiler(self, profiler: subprocess.Popen) -> None:
+    def stop_profiler(self, profiler: subprocess.Popen, name: str) -> None:
         # py-spy stops by itself when the profiled process exits; give it time to write
         try:
             profiler.wait(timeout=30)
         except subprocess.TimeoutExpired:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=30)
+        raw = Path(self.profiles[name]["raw"])
+        if raw.exists():
+            self.profiles[name].update(hot_spots(raw.read_text().splitlines()))
 
 
 def git_state() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from bench_throughput import (
     compute_ratios,
     first_completed,
     format_report,
+    hot_spots,
     parse_snapshot,
     percentile,
     take_round_robin,
@@ -84,3 +85,16 @@ def test_report_shows_ratios_and_targets() -> None:
     assert "20.00x" in text  # worker / naive, met
     assert "p99 150 ms" in text
     assert "1,000 would take ~10 s (extrapolated)" in text
+
+
+def test_hot_spots_counts_a_frame_once_per_stack() -> None:
+    raw = ["main;handle;score 6", "main;handle;handle 2", "main;poll 2", "garbage"]
+    spots = hot_spots(raw)
+    assert spots["samples"] == 10
+    assert dict(spots["inclusive_pct"]) == {
+        "main": 100.0,
+        "handle": 80.0,
+        "score": 60.0,
+        "poll": 20.0,
+    }
+    assert dict(spots["self_pct"]) == {"score": 60.0, "handle": 20.0, "poll": 20.0}

@@ -46,6 +46,9 @@ from worker.kafka.producer import durable_producer
 from worker.kafka.subscription import batch_subscriber_options
 from worker.kafka.topics import dlq_topic, ensure_topics, kafka_answers
 from worker.log import get_logger, library_logger
+from worker.models.churn import TrainParams
+from worker.models.deal_scoring import DealModels
+from worker.models.deal_training import DealTrainParams
 from worker.retry import TRANSIENT
 from worker.settings import Settings
 from worker.store import accounts, deals
@@ -54,11 +57,13 @@ from worker.store.migrations import migrate
 from worker.store.params import sync_framework_params
 from worker.store.pool import create_pool, postgres_answers, safe_url
 from worker.tasks.base import BackgroundTask
-from worker.tasks.champion import ChurnChampion
+from worker.tasks.champion import churn_champion, deal_champion
 from worker.tasks.clock import ClockPublisher
 from worker.tasks.metrics import MetricsPublisher, snapshot
 from worker.tasks.outbox_relay import OutboxRelay
 from worker.tasks.retention import Pruner
+from worker.tasks.retrain import DEFAULT_CRON as DEFAULT_RETRAIN_CRON
+from worker.tasks.retrain import Retrainer
 
 
 @dataclass(slots=True)
@@ -81,8 +86,10 @@ class Worker:
         self.stages = load_stage_map(settings.stage_map_path)
         self.timings = BatchTimings()
         self.running: Running | None = None
-        # the churn champion accounts are scored with (None: the framework's heuristic)
-        self.churn = ChurnChampion(settings.model_refresh_seconds)
+        # the churn champion accounts are scored with (None: the framework's heuristic), and
+        # the deal champion and challenger of the close probability
+        self.churn = churn_champion(settings.model_refresh_seconds)
+        self.deal = deal_champion(settings.model_refresh_seconds)
         self.deals: BatchConsumer[DealBatchOutcome] = BatchConsumer(
             self._deal_family(), self._producer, self.timings
         )
@@ -104,7 +111,21 @@ class Worker:
     def _deal_family(self) -> EventFamily[DealBatchOutcome]:
         s = self.settings
         decode = partial(codec.decode_deal, max_bytes=s.max_message_bytes, stages=self.stages)
-        return self._projected("deal", "deal_id", s.deal_topic, decode, deals, apply_deal_batch)
+        return self._projected(
+            "deal",
+            "deal_id",
+            s.deal_topic,
+            decode,
+            deals,
+            apply_deal_batch,
+            models=lambda: {"deal_models": self.deal_models()},
+        )
+
+    def deal_models(self) -> DealModels:
+        """The deal models in charge now (none: the framework's close probability)."""
+        return DealModels(
+            self.deal.current, self.deal.challenger, self.settings.deal_challenger_share
+        )
 
     def _account_family(self) -> EventFamily[AccountBatchOutcome]:
         s = self.settings
@@ -168,7 +189,8 @@ class Worker:
         )
 
     async def _apply(self, projection: Projection[Any, Any], items: list, dead_letter) -> Any:
-        await self.churn.ready()  # the champion loaded at start, if there is one
+        await self.churn.ready()  # the champions loaded at start, if there are any
+        await self.deal.ready()
         return await apply_batch(self._run().pool, projection, items, dead_letter)
 
     def _alerts_committed(self, outcome: DealBatchOutcome | AccountBatchOutcome) -> None:
@@ -241,7 +263,9 @@ class Worker:
         self.running = Running(pool, producer, relay, forecast)
         # the relay first: publish what a previous run committed but did not send
         pruner = Pruner(pool, s.retention_days, snapshot_days=s.snapshot_retention_days)
-        tasks: list[BackgroundTask] = [relay, pruner, self.churn.bind(pool)]
+        tasks: list[BackgroundTask] = [relay, pruner, self.churn.bind(pool), self.deal.bind(pool)]
+        if s.retrain_cron:
+            tasks.append(self._retrainer(pool))
         if forecast is not None:
             tasks.append(forecast)
         if s.tick_interval > timedelta(0):
@@ -256,6 +280,19 @@ class Worker:
         for task in tasks:
             task.start()
         self.running.tasks = tasks
+
+    def _retrainer(self, pool: asyncpg.Pool) -> Retrainer:
+        s = self.settings
+        return Retrainer(
+            pool,
+            self.framework,
+            cron=s.retrain_cron or DEFAULT_RETRAIN_CRON,
+            deal_params=DealTrainParams(min_won=s.deal_min_won, min_lost=s.deal_min_lost),
+            churn_params=TrainParams(
+                min_churned=s.churn_min_churned, min_renewed=s.churn_min_renewed
+            ),
+            challenger_share=s.deal_challenger_share,
+        )
 
     async def stop(self) -> None:
         running, self.running = self.running, None
