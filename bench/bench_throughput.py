@@ -50,6 +50,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -153,26 +154,36 @@ def verdict(value: float | None, target: float, at_least: bool) -> str:
 
 
 def hot_spots(collapsed: Sequence[str], top: int = 25) -> dict[str, Any]:
-    """py-spy's raw output (``frame;frame;... count`` per line, root first) -> the share of
-    samples under each frame (inclusive, a frame counted once per stack) and on it (self)."""
+    """py-spy's raw output (``frame;frame;... count`` per line, root first; frames as
+    ``function (file:line)``) -> the share of samples under each function (inclusive, counted
+    once per stack), under each of the project's functions (``worker/``, ``schemas/``), and on
+    each (self). Samples without a Python frame count as ``(no Python frame)``."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
     for line in collapsed:
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        if not count.isdigit():
             continue
         n = int(count)
         total += n
-        frames = stack.split(";")
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";") if f] or [
+            "(no Python frame)"
+        ]
         for frame in set(frames):
             inclusive[frame] += n
         own[frames[-1]] += n
 
-    def shares(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(f, round(100 * c / total, 1)) for f, c in counter.most_common(top)]
+    def shares(counts: Sequence[tuple[str, int]]) -> list[tuple[str, float]]:
+        return [(f, round(100 * c / total, 1)) for f, c in counts[:top]]
 
-    return {"samples": total, "inclusive_pct": shares(inclusive), "self_pct": shares(own)}
+    ours = [(f, c) for f, c in inclusive.most_common() if "worker/" in f or "schemas/" in f]
+    return {
+        "samples": total,
+        "project_inclusive_pct": shares(ours),
+        "inclusive_pct": shares(inclusive.most_common()),
+        "self_pct": shares(own.most_common()),
+    }
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -254,6 +265,15 @@ def format_report(result: dict[str, Any]) -> str:
                 f"(committed {latency['committed_per_s']:,.0f}/s): the worker fell behind "
                 "the offered rate, so these latencies are mostly its queue"
             )
+    profile = result.get("profiles", {}).get("worker", {})
+    if profile.get("samples"):
+        lines.append("")
+        lines.append(
+            f"worker profile (py-spy, {profile['samples']:,} samples from the first applied "
+            "event on): share of samples under each of the project's functions"
+        )
+        for frame, pct in profile["project_inclusive_pct"][:15]:
+            lines.append(f"  {pct:5.1f} %  {frame}")
     return "\n".join(lines)
 
 

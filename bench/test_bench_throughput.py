@@ -87,14 +87,23 @@ def test_report_shows_ratios_and_targets() -> None:
     assert "1,000 would take ~10 s (extrapolated)" in text
 
 
-def test_hot_spots_counts_a_frame_once_per_stack() -> None:
-    raw = ["main;handle;score 6", "main;handle;handle 2", "main;poll 2", "garbage"]
+def test_hot_spots_counts_a_function_once_per_stack() -> None:
+    raw = [
+        "main (worker/a.py:1);handle (worker/b.py:2);score (worker/c.py:3) 5",
+        "main (worker/a.py:1);handle (worker/b.py:2);score (worker/c.py:4) 1",
+        "main (worker/a.py:1);handle (worker/b.py:2);handle (worker/b.py:9) 2",
+        "main (worker/a.py:1);poll (aiokafka/x.py:5) 1",
+        " 1",
+        "garbage",
+    ]
     spots = hot_spots(raw)
     assert spots["samples"] == 10
     assert dict(spots["inclusive_pct"]) == {
-        "main": 100.0,
-        "handle": 80.0,
-        "score": 60.0,
-        "poll": 20.0,
+        "main (worker/a.py)": 90.0,
+        "handle (worker/b.py)": 80.0,
+        "score (worker/c.py)": 60.0,
+        "poll (aiokafka/x.py)": 10.0,
+        "(no Python frame)": 10.0,
     }
-    assert dict(spots["self_pct"]) == {"score": 60.0, "handle": 20.0, "poll": 20.0}
+    assert "poll (aiokafka/x.py)" not in dict(spots["project_inclusive_pct"])
+    assert dict(spots["self_pct"])["handle (worker/b.py)"] == 20.0
