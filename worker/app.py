@@ -35,6 +35,7 @@ from worker.domain.account_batch import AccountBatchOutcome, apply_account_batch
 from worker.domain.deal_batch import DealBatchOutcome, apply_deal_batch
 from worker.engine import Framework, load_framework
 from worker.forecast.scheduler import ForecastScheduler
+from worker.http.api import api_router
 from worker.http.routes import routes
 from worker.http.server import outer_app
 from worker.http.webhooks import WebhookConfig, producer_publish, webhook_router
@@ -408,8 +409,9 @@ def create_broker(settings: Settings, consumers: Sequence[BatchConsumer[Any]]) -
 
 
 def http_app(worker: Worker) -> Any:
-    """/webhooks/* (when enabled; published through the worker's durable producer), /docs,
-    and /metrics, /health and /asyncapi of a worker (its lifecycle is the caller's)."""
+    """/webhooks/* (when enabled; published through the worker's durable producer), the API
+    (/api/revenue/*, /docs), and /metrics, /health and /asyncapi of a worker (its lifecycle is
+    the caller's)."""
     operations = AsgiFastStream(
         worker.broker,
         asgi_routes=routes(worker),
@@ -418,11 +420,16 @@ def http_app(worker: Worker) -> Any:
         logger=library_logger("faststream"),
     )
     s = worker.settings
-    routers = []
-    if s.webhooks_enabled:
-        producer = producer_publish(lambda: worker.running.producer if worker.running else None)
-        routers.append(webhook_router(WebhookConfig.of(s), producer))
-    return outer_app(operations, routers, "revenue-intelligence worker")
+    publish = producer_publish(lambda: worker.running.producer if worker.running else None)
+    routers = [webhook_router(WebhookConfig.of(s), publish)] if s.webhooks_enabled else []
+    api = api_router(
+        keys=s.api_keys,
+        framework=worker.framework,
+        pool=lambda: worker.running.pool if worker.running else None,
+        publish=publish,
+        deal_topic=s.deal_topic,
+    )
+    return outer_app(operations, [*routers, api], "revenue-intelligence worker")
 
 
 def asyncapi_spec(broker: KafkaBroker) -> AsyncAPI:

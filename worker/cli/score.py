@@ -13,6 +13,7 @@ import difflib
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -36,6 +37,7 @@ from worker.engine import (
     score_deal,
     score_expansion,
 )
+from worker.engine.seed import deal_input_from_seed, is_seed_body
 
 __all__ = ["register", "score_app"]
 
@@ -116,7 +118,8 @@ def _describe_input(model: type[BaseModel], example: bool, schema: bool) -> None
     raise typer.Exit(0)
 
 
-def _read(source: str, model: type[M]) -> M:
+def _read(source: str, model: type[M], translate: Callable[[dict], dict] | None = None) -> M:
+    """``source``'s JSON object validated as ``model`` (after ``translate``, when given)."""
     where = "stdin" if source == "-" else source
     if source == "-":
         text = sys.stdin.read()
@@ -132,8 +135,10 @@ def _read(source: str, model: type[M]) -> M:
     if not isinstance(data, dict):
         fail(f"{where} must hold a JSON object, got {type(data).__name__}")
     try:
-        return model.model_validate(data)
-    except ValidationError as exc:
+        return model.model_validate(translate(data) if translate else data)
+    except ValueError as exc:
+        if not isinstance(exc, ValidationError):
+            fail(f"{where}: {exc}")
         lines = [f"{where} is not a valid {model.__name__} ({exc.error_count()} problem(s)):"]
         for err in exc.errors():
             loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
@@ -205,6 +210,14 @@ def deal_value(
     _emit(_run(lambda: predict_deal_value(inputs, fw)).to_dict())
 
 
+def _seed_deal(data: dict) -> dict:
+    """The seed's deal body (deal_stage, days_in_stage, ...) as ours; it must say ``as_of``
+    (the CLI never reads the clock). Ours passes unchanged."""
+    if is_seed_body(data) and "as_of" not in data:
+        raise ValueError("a seed body needs 'as_of', the moment its day counts are from")
+    return deal_input_from_seed(data, datetime.now(UTC))  # now unused: as_of is given
+
+
 @score_app.command("close-probability")
 def close_probability(
     source: Source = "-",
@@ -214,7 +227,7 @@ def close_probability(
 ) -> None:
     """Close probability of a deal (DealFacts fields plus 'as_of', the moment to score at)."""
     _describe_input(DealInput, example, schema)
-    deal = _read(source, DealInput)
+    deal = _read(source, DealInput, _seed_deal)
     fw = _framework(framework)
     _warn_unknown_industry(deal.industry, fw)
     score = _run(lambda: score_deal(deal.to_facts(), deal.as_of, fw))
@@ -230,7 +243,7 @@ def deal_health(
 ) -> None:
     """Health of a deal (DealFacts fields plus 'as_of', the moment to score at)."""
     _describe_input(DealInput, example, schema)
-    deal = _read(source, DealInput)
+    deal = _read(source, DealInput, _seed_deal)
     fw = _framework(framework)
     _warn_unknown_industry(deal.industry, fw)
     score = _run(lambda: score_deal(deal.to_facts(), deal.as_of, fw))
