@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from croniter import croniter
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -82,6 +83,20 @@ class Settings(BaseSettings):
     )
     churn_min_churned: int = Field(200, ge=1, description="fewer: no churn model (heuristic)")
     churn_min_renewed: int = Field(200, ge=1, description="fewer: no churn model (heuristic)")
+    deal_min_won: int = Field(200, ge=1, description="fewer won deals: no deal model (heuristic)")
+    deal_min_lost: int = Field(200, ge=1, description="fewer lost deals: no deal model (heuristic)")
+    deal_challenger_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of deals (stable hash of the id) served the challenger's close "
+        "probability; 0: the champion serves every deal",
+    )
+    retrain_cron: str | None = Field(
+        "0 3 * * 0",
+        description="scheduled retrain of the deal and churn models, challengers (cron, UTC); "
+        "empty: none",
+    )
     tick_interval: timedelta = Field(
         timedelta(days=1),
         description="clock tick period (seconds or ISO 8601, e.g. P1D); 0: publish no ticks",
@@ -136,6 +151,14 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_forever(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+
+    @field_validator("retrain_cron", mode="before")
+    @classmethod
+    def _no_retrain(cls, value: object) -> object:
+        blank = isinstance(value, str) and value.strip().lower() in ("", "none", "off")
+        if not blank and value is not None and not croniter.is_valid(str(value)):
+            raise ValueError(f"not a cron expression: {value!r}")
+        return None if blank else value
 
     @property
     def secrets(self) -> list[str]:

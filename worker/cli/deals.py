@@ -34,7 +34,10 @@ _COLUMNS = (
     ("top risk", "left", True),
 )
 _SHOWN = """deal_id, name, company, owner, stage, amount, currency, expected_close_date,
-    health_score, health_category, close_probability, alert_level, risk_factors"""
+    health_score, health_category, close_probability, alert_level, risk_factors,
+    prob_model_version, score_details -> 'probability' -> 'key_factors' AS key_factors"""
+# with --factors: what the close probability rests on, and which model gave it
+_FACTOR_COLUMNS = (("P(close) by", "left", True), ("close factors", "left", True))
 
 
 def deal_filter(
@@ -59,6 +62,12 @@ def show(
     owner: Annotated[str | None, typer.Option(help="only this owner's deals")] = None,
     stage: Annotated[str | None, typer.Option(help="only deals in this stage")] = None,
     at_risk: Annotated[bool, typer.Option("--at-risk", help="only deals alerted at risk")] = False,
+    factors: Annotated[
+        bool,
+        typer.Option(
+            "--factors", help="add the close probability's model and its key factors in words"
+        ),
+    ] = False,
 ) -> None:
     """Print the scored deals as a table, largest first."""
     where, args = deal_filter(prefix, owner, stage, at_risk)
@@ -78,14 +87,14 @@ def show(
         total, rows = asyncio.run(fetch())
     except SERVICE_ERRORS as exc:
         fail(f"cannot read deals: {exc}")
-    console.print(deals_table(rows, total))
+    console.print(deals_table(rows, total, factors))
 
 
-def deals_table(rows: list[asyncpg.Record], total: int) -> Table:
+def deals_table(rows: list[asyncpg.Record], total: int, factors: bool = False) -> Table:
     """Rows of ``show`` as a table that fits the terminal: long cells end in an ellipsis."""
     shown = f"{total:,}" if len(rows) == total else f"{len(rows):,} of {total:,}"
     table = Table(title=f"Scored deals ({shown})", show_lines=False, expand=False)
-    for name, justify, wraps in _COLUMNS:
+    for name, justify, wraps in (*_COLUMNS, *(_FACTOR_COLUMNS if factors else ())):
         table.add_column(
             name,
             justify=justify,  # type: ignore[arg-type]
@@ -94,8 +103,16 @@ def deals_table(rows: list[asyncpg.Record], total: int) -> Table:
             max_width=None if wraps else 28,
         )
     for r in rows:
-        table.add_row(*_cells(r))
+        table.add_row(*_cells(r), *(_factor_cells(r) if factors else ()))
     return table
+
+
+def _factor_cells(r: asyncpg.Record) -> list[str]:
+    """The close probability's model and its first key factors (the learned model's raise
+    it, then lower it; the framework's start with the stage's base rate)."""
+    raw = r["key_factors"]
+    said = json.loads(raw) if isinstance(raw, str) else []
+    return [r["prob_model_version"] or "", escape("; ".join(said[:3]))]
 
 
 def _cells(r: asyncpg.Record) -> list[str]:

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from worker.cli.common import SERVICE_ERRORS, console, database, fail, quiet_logs, settings
-from worker.cli.train import figures_table, print_split
+from worker.cli.train import figures_table, print_deal_version, print_split
 
 models = typer.Typer(help="The model registry: versions, their figures, promotion.")
 
@@ -72,7 +72,9 @@ async def _report(kind: str, version: str | None) -> dict[str, Any]:
 
 async def _since_training(conn: Any, kind: str, versions: list[Any]) -> dict[str, Any] | None:
     """The versions' figures on the outcomes recorded after the newest one was trained on
-    (churn only, for now): the same cases for every version."""
+    (churn, deal): the same cases for every version."""
+    if kind == "deal":
+        return await _deals_since(conn, versions)
     if kind != "churn":
         return None
     import numpy as np
@@ -91,6 +93,34 @@ async def _since_training(conn: Any, kind: str, versions: list[Any]) -> dict[str
         model = mv.load()
         out[mv.version] = figures(model.probability(model.spec.matrix(rows)), y)
     return {"after": after.isoformat(), "cases": len(outcomes), "figures": out}
+
+
+async def _deals_since(conn: Any, versions: list[Any]) -> dict[str, Any] | None:
+    """Each version's close probability of the deals open at the newest version's cut (the
+    first snapshot on or after it) that have closed since, against how they closed."""
+    from worker.models.metrics import score_probabilities
+    from worker.store import deal_models
+
+    after = max(mv.train_to for mv in versions if mv.train_to)
+    snap = await deal_models.snapshot_on_or_after(conn, after)
+    empty = {"after": after.isoformat(), "cases": 0, "figures": {}}
+    if snap is None:
+        return empty
+    closes = await deal_models.closed_deals(conn)
+    done = [d for d in snap.deals if d.deal_id in closes and closes[d.deal_id].closed_at > after]
+    won = [closes[d.deal_id].won for d in done]
+    if len(set(won)) < 2:
+        return {**empty, "cases": len(done)}
+    out = {}
+    for mv in versions:
+        p = mv.load().predict(done, snap.at).close_probability
+        out[mv.version] = score_probabilities(p, won).model_dump()
+    return {
+        "after": after.isoformat(),
+        "snapshot": snap.at.isoformat(),
+        "cases": len(done),
+        "figures": out,
+    }
 
 
 @models.command("report")
@@ -123,6 +153,10 @@ def report(
         console.print(f"no {kind} model registered: the framework's heuristic scores")
         return
     for mv in versions:
+        if kind == "deal":
+            console.print()
+            print_deal_version(mv)
+            continue
         console.print(
             f"\n[bold]{mv.version}[/bold] ({mv.role}), params: {mv.params.get('family')}"
             f" + {mv.params.get('calibration')} calibration",
@@ -137,8 +171,13 @@ def report(
             columns[name] = cand["test"]
         console.print(figures_table("Held out in time (test fold)", columns))
     if since and since["figures"]:
+        what = "Deals closed" if kind == "deal" else "Outcomes"
         console.print(
-            figures_table(f"Outcomes since {since['after']} ({since['cases']:,})", since["figures"])
+            figures_table(
+                f"{what} since {since['after']} ({since['cases']:,})",
+                since["figures"],
+                "won" if kind == "deal" else "churn rate",
+            )
         )
     elif since is not None:
         console.print(f"no outcomes of both kinds since {since['after']} yet to compare on")
@@ -150,10 +189,12 @@ def promote(
     version: Annotated[str, typer.Argument(help="the version to make champion")],
 ) -> None:
     """Make a version the champion (the previous champion is retired); for churn, every
-    account's churn risk is rescored with it."""
+    account's churn risk is rescored with it; for deal, every open deal's close probability,
+    as of the data's as-of."""
     from worker.engine import load_framework
     from worker.store import models as registry
     from worker.tasks.churn_training import promote_churn
+    from worker.tasks.deal_training import promote_deal
 
     s = settings()
 
@@ -162,6 +203,10 @@ def promote(
             if kind == "churn":
                 done = await promote_churn(pool, load_framework(s.framework_path), version)
                 return done.rescored
+            if kind == "deal":
+                framework = load_framework(s.framework_path)
+                deal = await promote_deal(pool, framework, version, s.deal_challenger_share)
+                return deal.rescored
             async with pool.acquire() as conn:
                 await registry.promote(conn, kind, version)
             return 0
@@ -175,7 +220,9 @@ def promote(
         fail(f"cannot promote: {exc}")
     console.print(f"{version} is the {kind} champion")
     if rescored:
-        console.print(f"rescored {rescored:,} accounts with it")
+        console.print(
+            f"rescored {rescored:,} {'open deals' if kind == 'deal' else 'accounts'} with it"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
-"""``revintel train churn``: train a model from the outcomes stored in PostgreSQL and register
-it (the champion when its kind has none, else the challenger). The ``train`` group is one typer
-sub-app; each kind is a command of it."""
+"""``revintel train churn|deal``: train a model from the outcomes stored in PostgreSQL and
+register it (the champion when its kind has none, else the challenger). The ``train`` group is
+one typer sub-app; each kind is a command of it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ train = typer.Typer(
 FIGURES = ("auc", "brier", "base_rate_brier", "log_loss", "calibration_error", "mean_prediction")
 
 
-def figures_table(title: str, columns: dict[str, dict[str, Any]]) -> Table:
+def figures_table(
+    title: str, columns: dict[str, dict[str, Any]], positive: str = "churn rate"
+) -> Table:
     """Held-out figures side by side (one column per model)."""
     table = Table(title=title)
     table.add_column("figure")
@@ -31,7 +33,7 @@ def figures_table(title: str, columns: dict[str, dict[str, Any]]) -> Table:
         cells = [columns[n].get(figure) for n in columns]
         table.add_row(figure, *("" if c is None else f"{c:.4f}" for c in cells))
     table.add_row("cases", *(f"{columns[n].get('cases', 0):,}" for n in columns))
-    table.add_row("churn rate", *(f"{columns[n].get('positive_rate', 0):.1%}" for n in columns))
+    table.add_row(positive, *(f"{columns[n].get('positive_rate', 0):.1%}" for n in columns))
     return table
 
 
@@ -106,6 +108,81 @@ def churn(
     else:
         console.print(
             "the champion still scores; compare and promote: revintel models report churn"
+        )
+
+
+@train.command("deal")
+def deal(
+    min_won: Annotated[
+        int | None, typer.Option(min=1, help="fewer won deals: no model (default: settings)")
+    ] = None,
+    min_lost: Annotated[
+        int | None, typer.Option(min=1, help="fewer lost deals: no model (default: settings)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the version as JSON")] = False,
+) -> None:
+    """Train the deal model (close probability and timing) on the month-start snapshots and
+    the closes stored, cut at the data's as-of; as champion (first model) every open deal's
+    close probability is rescored with it, else it is registered as the challenger."""
+    from worker.engine import load_framework
+    from worker.models.deal_training import DealTrainParams, NotEnoughDeals
+    from worker.tasks.deal_training import train_deal
+
+    s = settings()
+    params = DealTrainParams(
+        min_won=min_won or s.deal_min_won, min_lost=min_lost or s.deal_min_lost
+    )
+    framework = load_framework(s.framework_path)
+
+    async def main():
+        async with database(s) as pool:
+            return await train_deal(pool, framework, params, now(), s.deal_challenger_share)
+
+    try:
+        with quiet_logs():
+            done = asyncio.run(main())
+    except NotEnoughDeals as exc:
+        console.print(f"no deal model trained: {exc}")
+        raise typer.Exit(0) from None
+    except (*SERVICE_ERRORS, ValueError) as exc:
+        fail(f"cannot train the deal model: {exc}")
+    mv = done.version
+    if as_json:
+        summary = mv.model_dump(mode="json", exclude={"artifact"})
+        print(json.dumps({**summary, "rescored": done.rescored}, indent=2))
+        return
+    print_deal_version(mv)
+    if done.rescored:
+        console.print(f"rescored {done.rescored:,} open deals with the champion {mv.version}")
+    else:
+        console.print("the champion still scores; compare and promote: revintel models report deal")
+
+
+def print_deal_version(mv: Any) -> None:
+    """A deal model version: window, samples, held-out split and figures."""
+    samples = mv.samples
+    console.print(f"trained {mv.version} as {mv.role} ({mv.params['family']})")
+    console.print(
+        f"snapshots: {samples['snapshots']} month starts, {mv.train_from:%Y-%m-%d} .. cut "
+        f"{mv.train_to:%Y-%m-%d %H:%M}; {samples['rows']:,} rows, {samples['positive']:,} deals "
+        f"won and {samples['negative']:,} lost"
+    )
+    split = mv.metrics.get("split", {})
+    if split:
+        fit, test = split["fit"], split["test"]
+        console.print(
+            f"held out in time: the snapshot of {test['snapshot'][:10]} ({test['deals']:,} open "
+            f"deals, {test['closed']:,} closed since), scored by a model fitted before it "
+            f"({fit['rows']:,} rows)"
+        )
+    columns = {"model": mv.metrics["test"]} if "test" in mv.metrics else {}
+    if "served_then" in mv.metrics:
+        columns["served then"] = mv.metrics["served_then"]
+    if columns:
+        console.print(figures_table("Held out in time (close probability)", columns, "won"))
+    else:
+        console.print(
+            "no held-out figures: too few closes of both kinds after the held-out snapshot"
         )
 
 

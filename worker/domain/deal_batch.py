@@ -4,6 +4,13 @@ Events are applied in record order (one deal's events share a partition, so that
 CRM's). A deal is scored after every event applied to it, with "now" = that event's time, and
 its alert level re-evaluated, so each transition raises its alert even when several events of
 one deal arrive in the same batch. The stored scores are those after the deal's last event.
+
+When a learned deal model is in charge (``DealModels`` with a champion), each open deal the
+batch touched then gets the model's close probability as of its last event, all of them in
+one call of each model (``worker.models.deal_scoring``): that is the stored close probability,
+with its factors and model version. The framework's scoring after every event stays for the
+health score and the alert rules (a probability drop is the framework's); closed deals keep
+100 / 0.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from schemas.alerts import AlertCause, AlertState, DealAlert
-from schemas.deal_events import DealEvent, DealStage
+from schemas.deal_events import OPEN_STAGES, DealEvent, DealStage
 from worker.domain.alerts import AlertRules, AlertTrack, Transition, alert_id, evaluate
 from worker.domain.batch import Incoming, ScoredOutcome, fold
 from worker.domain.deal import DealState, apply_event
@@ -27,6 +34,7 @@ from worker.engine import (
     predict_value_for_deal,
     score_deal,
 )
+from worker.models.deal_scoring import DealModels, LearnedClose, score_open
 
 DealIncoming = Incoming[DealEvent]
 
@@ -54,6 +62,9 @@ class DealBatchOutcome(ScoredOutcome[DealEvent, DealState, DealScore, AlertTrack
     # they depend on what else is in the database when the batch runs, and a replay must give
     # the same state: the prediction is the framework's typical deal for the industry.
     predictions: dict[str, DealValuePrediction] = field(default_factory=dict)
+    # open deals scored by a learned model: its close probability replaces the framework's
+    learned: dict[str, LearnedClose] = field(default_factory=dict)
+    model_error: str | None = None
     noun: ClassVar[str] = "deals"
 
     def score_context(self, score: DealScore) -> dict[str, Any]:
@@ -70,6 +81,27 @@ class DealBatchOutcome(ScoredOutcome[DealEvent, DealState, DealScore, AlertTrack
             replace(s, left_at=n.entered_at) if n is not None and n.deal_id == s.deal_id else s
             for s, n in zip(ordered, following, strict=True)
         ]
+
+    def learn_close(self, models: DealModels | None) -> None:
+        """The learned close probability of every open deal of the batch, each as of its last
+        event (one call per model)."""
+        open_deals = [s for s in self.states.values() if s.stage in OPEN_STAGES]
+        self.learn_close_at(models, open_deals, [s.last_event_time for s in open_deals])
+
+    def learn_close_at(
+        self, models: DealModels | None, deals: list[Any], moments: list[datetime]
+    ) -> None:
+        """The learned close probability of ``deals`` at their ``moments``. A model that
+        fails leaves the framework's probability in place and says why (``model_error``):
+        a broken artifact must not stop the consumer."""
+        if models is None or not models.active or not deals:
+            return
+        try:
+            scored = score_open(models, deals, moments)
+        except Exception as exc:  # any model failure: the heuristic serves, the log says why
+            self.model_error = f"{type(exc).__name__}: {exc}"
+            return
+        self.learned.update((d.deal_id, c) for d, c in zip(deals, scored, strict=True))
 
     def predict_missing_values(self, framework: Framework) -> None:
         for deal_id, state in self.states.items():
@@ -107,6 +139,15 @@ class AgingDeal:
     stage: DealStage
     facts: DealFacts
     track: AlertTrack
+
+    def __getattr__(self, name: str) -> Any:
+        # what the learned model reads beyond these fields (``base_row``) is in the facts
+        if name in _FROM_FACTS:
+            return getattr(self.facts, name)
+        raise AttributeError(name)
+
+
+_FROM_FACTS = frozenset(DealFacts.__dataclass_fields__) - {"stage", "amount"}
 
 
 def reassess(
@@ -168,9 +209,11 @@ def apply_deal_batch(
     seen_event_ids: Iterable[str],
     incoming: Iterable[DealIncoming],
     framework: Framework,
+    deal_models: DealModels | None = None,
 ) -> DealBatchOutcome:
     """Merge each event, score the deal with "now" = the event's time, and re-evaluate its
-    alert level, so each transition raises its alert even within one batch."""
+    alert level, so each transition raises its alert even within one batch; then the learned
+    close probability of the open deals touched (``deal_models``, when one is in charge)."""
     out = DealBatchOutcome()
     rules = alert_rules(framework)
 
@@ -196,6 +239,7 @@ def apply_deal_batch(
 
     fold(out, seen_event_ids, incoming, apply_one)
     out.predict_missing_values(framework)
+    out.learn_close(deal_models)
     return out
 
 

@@ -18,6 +18,8 @@ from worker.domain.clock import AgingDeal, age_deals
 from worker.domain.deal import DealState
 from worker.domain.deal_batch import DealBatchOutcome, StoredDeal
 from worker.engine import DealFacts, DealScore, DealValuePrediction, Framework
+from worker.log import get_logger
+from worker.models.deal_scoring import HEURISTIC, DealModels, LearnedClose
 from worker.store import outbox
 from worker.store.clock import due_pages
 from worker.store.upsert import insert_from_json, rows_json, update_by_copy
@@ -57,6 +59,10 @@ SCORE_COLUMNS: dict[str, str] = {
     "framework_version": "text",
     "scored_at": "timestamptz",
     "predicted_amount": "numeric",
+    # the close probability's model ('heuristic': the framework) and the challenger's beside it
+    "prob_model_version": "text",
+    "challenger_probability": "numeric",
+    "challenger_version": "text",
 }
 ALERT_COLUMNS: dict[str, str] = {"alert_level": "text", "alert_ref_probability": "numeric"}
 # the partition of the deal topic the deal's events arrive on (ticks there age it); kept when
@@ -147,12 +153,13 @@ def deal_row(
     track: AlertTrack,
     prediction: DealValuePrediction | None = None,
     partition: int | None = None,
+    learned: LearnedClose | None = None,
 ) -> dict[str, Any]:
     """The ``deals`` row of a scored state."""
     row = state.model_dump()
     row["source_partition"] = partition
     row["competitors"] = list(state.competitors)
-    row.update(score_columns(score, track, state.last_event_time))
+    row.update(score_columns(score, track, state.last_event_time, learned))
     row["predicted_amount"] = None
     if prediction is not None:
         row["predicted_amount"] = prediction.predicted_value
@@ -160,16 +167,37 @@ def deal_row(
     return row
 
 
-def score_columns(score: DealScore, track: AlertTrack, scored_at: datetime) -> dict[str, Any]:
-    """The score and alert columns of a deal scored at ``scored_at``."""
+def probability_details(score: DealScore, learned: LearnedClose | None) -> dict[str, Any]:
+    """``score_details -> 'probability'``: the framework's, or the learned model's probability
+    with its factors in words as ``key_factors`` (raises, then lowers), the framework's kept
+    under ``heuristic``."""
+    heuristic = score.probability.to_dict()
+    if learned is None:
+        return heuristic
+    return {
+        **learned.to_dict(),
+        "key_factors": learned.explanation.key_factors,
+        "heuristic": heuristic,
+    }
+
+
+def score_columns(
+    score: DealScore, track: AlertTrack, scored_at: datetime, learned: LearnedClose | None = None
+) -> dict[str, Any]:
+    """The score and alert columns of a deal scored at ``scored_at`` (its close probability
+    the learned model's when given)."""
+    probability = score.probability.probability if learned is None else learned.probability
     return {
         "health_score": score.health.score,
         "health_category": score.health.category,
-        "close_probability": round(score.probability.probability, 2),
+        "close_probability": round(probability, 2),
+        "prob_model_version": HEURISTIC if learned is None else learned.version,
+        "challenger_probability": None if learned is None else learned.challenger_probability,
+        "challenger_version": None if learned is None else learned.challenger_version,
         "risk_factors": list(score.health.risk_factors),
         "score_details": {
             "health": score.health.to_dict(),
-            "probability": score.probability.to_dict(),
+            "probability": probability_details(score, learned),
         },
         "framework_version": score.framework_version,
         "scored_at": scored_at,
@@ -189,6 +217,7 @@ async def upsert(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
             outcome.tracks[d],
             outcome.predictions.get(d),
             outcome.partitions.get(d),
+            outcome.learned.get(d),
         )
         for d, s in outcome.states.items()
     )
@@ -207,12 +236,16 @@ async def record_stints(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> 
 
 async def write(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
     """Everything a deal batch changes, in the caller's transaction."""
+    _model_failed(outcome)
     if outcome.states:
         await upsert(conn, outcome)
     if outcome.stints:
         await record_stints(conn, outcome)
     if outcome.alerts:
         await outbox.insert(conn, outcome.alerts)
+
+
+log = get_logger(component="deals")
 
 
 # -- the clock ---------------------------------------------------------------------------------
@@ -229,10 +262,10 @@ FROM deals
 WHERE source_partition = $1 AND deal_id > $2 AND stage NOT IN ('closed_won', 'closed_lost')
 ORDER BY deal_id LIMIT $3 FOR UPDATE
 """
-_AGED_COLUMNS = {"deal_id": "text", **SCORE_COLUMNS, **ALERT_COLUMNS}
-_AGED_COLUMNS.pop("predicted_amount")
-_AGED_ASSIGN = {
-    **{c: f"r.{c}" for c in _AGED_COLUMNS if c not in ("deal_id", "score_details")},
+AGED_COLUMNS = {"deal_id": "text", **SCORE_COLUMNS, **ALERT_COLUMNS}
+AGED_COLUMNS.pop("predicted_amount")
+AGED_ASSIGN = {
+    **{c: f"r.{c}" for c in AGED_COLUMNS if c not in ("deal_id", "score_details")},
     # a prediction of the value (deals without amount) does not age: keep it
     "score_details": "r.score_details || jsonb_strip_nulls("
     "jsonb_build_object('value', t.score_details -> 'value'))",
@@ -242,7 +275,8 @@ SNAPSHOT_COLUMNS = (
     "expected_close_date, lead_score, interactions, objections_handled, has_champion, "
     "budget_confirmed, decision_maker_engaged, last_activity_at, close_date_pushes, "
     "created_at, stage_entered_at, health_score, health_category, close_probability, "
-    "alert_level, framework_version"
+    "alert_level, framework_version, prob_model_version, challenger_probability, "
+    "challenger_version"
 )
 SNAPSHOT = f"""
 INSERT INTO deal_snapshots (snapshot_date, taken_at, competitors, {SNAPSHOT_COLUMNS})
@@ -287,32 +321,53 @@ def aging_deal(r: asyncpg.Record) -> AgingDeal:
     )
 
 
-def _aged_record(
-    deal_id: str, score: DealScore, track: AlertTrack, now: datetime
+def _model_failed(outcome: DealBatchOutcome) -> None:
+    if outcome.model_error:
+        log.error("deal_model_failed", error=outcome.model_error, fallback=HEURISTIC)
+
+
+def aged_record(
+    deal_id: str,
+    score: DealScore,
+    track: AlertTrack,
+    now: datetime,
+    learned: LearnedClose | None = None,
 ) -> tuple[Any, ...]:
-    """A deal's new score and alert columns, in ``_AGED_COLUMNS`` order (jsonb as text)."""
-    columns = {"deal_id": deal_id, **score_columns(score, track, now)}
+    """A deal's new score and alert columns, in ``AGED_COLUMNS`` order (jsonb as text)."""
+    columns = {"deal_id": deal_id, **score_columns(score, track, now, learned)}
     return tuple(
         to_json(columns[c]).decode() if t == "jsonb" else columns[c]
-        for c, t in _AGED_COLUMNS.items()
+        for c, t in AGED_COLUMNS.items()
     )
 
 
+async def write_scores(conn: asyncpg.Connection, page: DealBatchOutcome, now: datetime) -> None:
+    """The new scores of open deals scored as of ``now`` (a tick's page, or a rescoring)."""
+    if page.scores:
+        records = [
+            aged_record(d, score, page.tracks[d], now, page.learned.get(d))
+            for d, score in page.scores.items()
+        ]
+        await update_by_copy(conn, "deals", "deal_id", AGED_COLUMNS, records, AGED_ASSIGN)
+
+
 async def age(
-    pool: asyncpg.Pool, partition: int, tick: Incoming[ClockTick], framework: Framework
+    pool: asyncpg.Pool,
+    partition: int,
+    tick: Incoming[ClockTick],
+    framework: Framework,
+    deal_models: DealModels | None = None,
 ) -> DealBatchOutcome:
-    """Rescore the open deals of ``partition`` as of the tick, raise their alert transitions
-    and snapshot them, a page per transaction. Deals already scored at or after the tick (a
-    page redone after a crash, or an event newer than the tick) keep their scores."""
+    """Rescore the open deals of ``partition`` as of the tick (the close probability the
+    learned champion's when there is one), raise their alert transitions and snapshot them, a
+    page per transaction. Deals already scored at or after the tick (a page redone after a
+    crash, or an event newer than the tick) keep their scores."""
     out = DealBatchOutcome()
     now = tick.event.time
     async for conn, due, rows in due_pages(pool, _AGING, partition, "deal_id", AGE_PAGE, now):
-        page = age_deals([aging_deal(r) for r in due], tick, framework)
-        if page.scores:
-            records = [
-                _aged_record(d, score, page.tracks[d], now) for d, score in page.scores.items()
-            ]
-            await update_by_copy(conn, "deals", "deal_id", _AGED_COLUMNS, records, _AGED_ASSIGN)
+        page = age_deals([aging_deal(r) for r in due], tick, framework, deal_models)
+        _model_failed(page)
+        await write_scores(conn, page, now)
         if page.alerts:
             await outbox.insert(conn, page.alerts)
         await conn.execute(SNAPSHOT, [r["deal_id"] for r in rows], now)

@@ -95,6 +95,13 @@ async def champion_version(conn: asyncpg.Connection, kind: str) -> str | None:
     )
 
 
+async def challenger_version(conn: asyncpg.Connection, kind: str) -> str | None:
+    """Only the challenger's version name."""
+    return await conn.fetchval(
+        "SELECT version FROM model_versions WHERE kind = $1 AND role = 'challenger'", kind
+    )
+
+
 async def get(conn: asyncpg.Connection, kind: str, version: str) -> ModelVersion | None:
     """One version with its artifact."""
     row = await conn.fetchrow(
