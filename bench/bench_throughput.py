@@ -196,7 +196,7 @@ def format_report(result: dict[str, Any]) -> str:
         + ", ".join(f"{k.removeprefix('deal.')} {v:,}" for k, v in result["input_mix"].items())
     )
     lines.append("")
-    lines.append(f"{'phase':<34}{'events':>9}{'seconds':>10}{'events/s':>11}  peak RSS")
+    lines.append(f"{'phase':<34}{'events':>9}{'seconds':>10}{'events/s':>11}{'CPU':>11}  peak RSS")
     for key, label in (
         ("worker", "worker (revintel run)"),
         ("null", "null pipeline"),
@@ -207,12 +207,15 @@ def format_report(result: dict[str, Any]) -> str:
         if phase is None:
             continue
         rss = phase.get("peak_rss_mb")
+        cpu = [c for c in phase.get("cpu_share") or [] if c is not None]
+        cpu_text = "+".join(f"{c:.2f}" for c in cpu)
         rss_text = "" if not rss else " + ".join(f"{r or 0:.0f}" for r in rss) + " MB"
         lines.append(
             f"{label:<34}{phase['events']:>9,}{phase['seconds']:>10.2f}"
-            f"{phase['events_per_s']:>11,.0f}  {rss_text}"
+            f"{phase['events_per_s']:>11,.0f}{cpu_text:>11}  {rss_text}"
         )
     naive = result["phases"].get("naive")
+    lines.append("  (CPU: cores busy in the process over the window, 1.00 = one core)")
     if naive:
         lines.append(
             f"  naive: measured on {naive['events']:,} events sampled from the input; "
@@ -257,6 +260,10 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(
             f"  produce -> applied_at (transaction start): p50 {a['p50']:.0f} ms, "
             f"p99 {a['p99']:.0f} ms"
+        )
+        lines.append(
+            f"  CPU: worker {latency.get('worker_cpu_share') or 0:.2f} cores, this benchmark's "
+            f"producer and poller {latency.get('bench_cpu_share_while_offering') or 0:.2f}"
         )
         drain = latency.get("drain_seconds")
         if drain is not None and drain > 1.0:
@@ -413,6 +420,8 @@ class Proc:
     max_rss_kb: int = 0
     peak_rss_kb: int | None = None
     rss_at_first_kb: int | None = None
+    cpu_at_first: float | None = None
+    cpu_at_end: float | None = None
 
     @classmethod
     def spawn(cls, label: str, args: list[str], env: dict[str, str], logs: Path) -> Proc:
@@ -422,6 +431,25 @@ class Proc:
                 [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
             )
         return cls(label, popen, log_path)
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the process so far (/proc/<pid>/stat), or None."""
+        try:
+            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpu_share(self) -> float | None:
+        """CPU used between the first applied event and the end, per second of that window
+        (1.0 = one core busy), as seen by the polls."""
+        if self.cpu_at_first is None or self.cpu_at_end is None or self.window is None:
+            return None
+        if self.window < 1.0:
+            return None  # too short to say (polls every 0.25 s, CPU time in clock ticks)
+        return (self.cpu_at_end - self.cpu_at_first) / max(self.window, 1e-9)
+
+    window: float | None = None
 
     def status(self, field_name: str) -> int | None:
         """A ``kB`` line of /proc/<pid>/status (VmRSS, VmHWM), or None once it is gone."""
@@ -523,9 +551,15 @@ async def wait_for_count(
             started = True
             for p in procs:
                 p.rss_at_first_kb = p.status("VmRSS")
+                p.cpu_at_first = p.cpu_seconds()
+                p.window = -seen_at
             if on_first is not None:
                 on_first()
         if count >= expected:
+            for p in procs:
+                p.cpu_at_end = p.cpu_seconds()
+                if p.window is not None:
+                    p.window += seen_at
             return seen_at
         for p in procs:
             p.check_alive()
@@ -582,6 +616,7 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
         result.update(
             peak_rss_mb=[p.peak_rss_mb for p in procs],
             rss_at_first_event_mb=[(p.rss_at_first_kb or 0) / 1024 for p in procs],
+            cpu_share=[p.cpu_share() for p in procs],
             max_sampled_rss_mb=[p.max_rss_kb / 1024 for p in procs],
             outcomes=outcomes,
             alerts=alerts,
@@ -618,6 +653,7 @@ async def phase_role(ctx: Context, role: str, records: Sequence[Record]) -> dict
         result = rate(len(records), float(start), end)
         result["peak_rss_mb"] = [proc.peak_rss_mb]
         result["max_sampled_rss_mb"] = [proc.max_rss_kb / 1024]
+        result["cpu_share"] = [proc.cpu_share()]
         return result
 
 
@@ -636,7 +672,9 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
         proc = worker_proc("latency-worker", env, ctx.logs)
         poller_conn = await asyncpg.connect(url)
-        producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all")
+        # a few ms of linger, as a busy producer would: fewer requests for the broker that
+        # shares the machine (the wait is inside the measured latency)
+        producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, acks="all", linger_ms=5)
         await producer.start()
         polls: list[tuple[float, int, frozenset[int]]] = []
         stop_polling = asyncio.Event()
@@ -660,6 +698,8 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
             poller = asyncio.create_task(poll_snapshots())
             pending = []
             started = time.time()
+            bench_cpu = time.process_time()
+            worker_cpu = proc.cpu_seconds() or 0.0
             i = 0
             while i < len(offered):
                 due = min(len(offered), int((time.time() - started) * a.rate) + 1)
@@ -675,11 +715,13 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
                     i += 1
                 await asyncio.sleep(0.005)
             offered_seconds = time.time() - started
+            bench_cpu = (time.process_time() - bench_cpu) / offered_seconds
             await asyncio.gather(*pending)
-            await wait_for_count(
+            done_at = await wait_for_count(
                 pool, "SELECT count(*) FROM applied_events", len(warmup) + len(offered), [proc],
                 a.timeout,
             )  # fmt: skip
+            worker_cpu = ((proc.cpu_seconds() or 0.0) - worker_cpu) / (done_at - started)
             await asyncio.sleep(0.05)  # one more snapshot after the last commit
             stop_polling.set()
             await poller
@@ -716,6 +758,10 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
         # latency is mostly the queue it built
         "drain_seconds": last_commit - (started + offered_seconds) if last_commit else None,
         "committed_per_s": len(offered) / (last_commit - started) if last_commit else None,
+        # CPU per second (1.0 = one core): the worker from the offer's start to the last
+        # commit; this benchmark process (producer and poller) while it offered
+        "worker_cpu_share": worker_cpu,
+        "bench_cpu_share_while_offering": bench_cpu,
         "commit_ms": summary(commit_ms),
         "applied_at_ms": summary(applied_ms),
         "commits_not_seen": unseen,
