@@ -190,7 +190,8 @@ async def test_a_vendor_without_its_secret_is_503_not_open(hook_settings):
 
 async def test_a_signed_delivery_becomes_a_scored_deal_once(hook_settings, db):
     """Inside `revintel run`: HubSpot's notifications in, the deal in PostgreSQL; the same
-    delivery retried by HubSpot is applied once."""
+    delivery retried by HubSpot is applied once; a contact beside it is skipped, a
+    notification with an unmapped stage is dead-lettered alone."""
     worker = Worker(hook_settings)
     app = http_app(worker)  # as `serve` does: the ASGI app wraps the broker before it starts
     await worker.start()
@@ -224,6 +225,16 @@ async def test_a_signed_delivery_becomes_a_scored_deal_once(hook_settings, db):
             "objectId": 77,
             "attemptNumber": 0,
         },
+        {  # a custom pipeline's stage: this notification alone is dead-lettered
+            "eventId": 14,
+            "portalId": 62515,
+            "occurredAt": at + 2,
+            "subscriptionType": "deal.propertyChange",
+            "objectId": deal + "0",
+            "propertyName": "dealstage",
+            "propertyValue": "custom-stage-7",
+            "attemptNumber": 0,
+        },
     ]
     body = json.dumps(notes).encode()
     try:
@@ -247,3 +258,8 @@ async def test_a_signed_delivery_becomes_a_scored_deal_once(hook_settings, db):
         await worker.broker.stop()
         await worker.stop()
     assert applied == 2  # created + amount, each once
+    dead = await read_all(
+        hook_settings.kafka_bootstrap_servers, dlq_topic(topic_of(hook_settings, "hubspot"))
+    )
+    retried_item = {**notes[3], "attemptNumber": 1}
+    assert [json.loads(d.value) for d in dead] == [notes[3], retried_item]  # each alone

@@ -1,3 +1,4 @@
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -73,3 +74,17 @@ def test_unmappable_vendor_payload_is_rejected_with_the_adapter_reason():
 def test_unknown_source_header_is_rejected():
     out = decode(record(HUBSPOT, headers=[("revintel-source", b"zoho")]), 10_000)
     assert isinstance(out, Rejected) and out.error == "unknown_source"
+
+
+def test_a_bad_item_of_a_vendor_batch_is_rejected_alone():
+    good = json.loads(HUBSPOT)[0]
+    bad = {**good, "eventId": 2, "objectId": 556, "propertyName": "dealstage"}
+    bad["propertyValue"] = "custom-stage-7"
+    out = decode(record(json.dumps([good, bad]).encode(), key=None), 10_000, {"t": "hubspot"})
+    assert isinstance(out, list)
+    (rejected,) = [o for o in out if isinstance(o, Rejected)]
+    (applied,) = [o for o in out if isinstance(o, Incoming)]
+    assert applied.event.subject == "hs-555"
+    assert rejected.error == "unmappable" and "item [1]" in rejected.reason
+    assert json.loads(rejected.ref.value) == bad  # the dead letter holds the bad item alone
+    assert rejected.ref.log_context() == {"topic": "t", "partition": 2, "offset": 41}

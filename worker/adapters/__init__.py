@@ -14,16 +14,20 @@ deletions) and each module for its vendor's mapping.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from schemas.deal_events import DealEvent
 from worker.adapters import cloudevents, hubspot, pipedrive, salesforce
 from worker.adapters.base import (
     DELETED_REASON,
+    Adapted,
     AdapterError,
+    ItemFailure,
     StageMap,
     default_stage_map,
     load_stage_map,
+    sort_by_time,
 )
 
 Adapter = Callable[[bytes, StageMap], list[DealEvent]]
@@ -37,20 +41,49 @@ ADAPTERS: dict[str, Adapter] = {
 
 
 def adapt(source: str, raw: bytes, stages: StageMap) -> list[DealEvent]:
-    """The deal events of one ``source`` webhook body (possibly none: an untracked change)."""
+    """The deal events of one ``source`` webhook body (possibly none: an untracked change).
+    Strict: one unmappable item rejects the body (its index in the reason)."""
     adapter = ADAPTERS.get(source)
     if adapter is None:
         raise AdapterError(f"unknown source {source!r}: expected one of {', '.join(ADAPTERS)}")
     return adapter(raw, stages)
 
 
+def adapt_each(source: str, raw: bytes, stages: StageMap) -> Adapted:
+    """As :func:`adapt`, but a JSON array of several items is mapped item by item: an item
+    that fails is returned in ``failed`` (to dead-letter alone) and the others' events are
+    kept, in the order ``adapt`` gives them (by time where the vendor's batches are unordered).
+    Anything else (one item, bad JSON) raises as ``adapt`` does."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, list) or len(body) < 2:
+        events = adapt(source, raw, stages)
+        return events if isinstance(events, Adapted) else Adapted(events)
+    out = Adapted()
+    for index, item in enumerate(body):
+        item_raw = json.dumps(item).encode()
+        try:
+            events = adapt(source, item_raw, stages)
+        except AdapterError as exc:
+            out.failed.append(ItemFailure(index, exc.reason, item_raw))
+            continue
+        out.extend(events)
+        out.skipped.extend(getattr(events, "skipped", ()))
+    return sort_by_time(out) if source == "hubspot" else out
+
+
 __all__ = [
     "ADAPTERS",
     "DELETED_REASON",
+    "Adapted",
     "Adapter",
     "AdapterError",
+    "ItemFailure",
     "StageMap",
     "adapt",
+    "adapt_each",
     "default_stage_map",
     "load_stage_map",
 ]

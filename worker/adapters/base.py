@@ -25,6 +25,7 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import wraps
@@ -57,13 +58,30 @@ class Skipped(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class ItemFailure:
+    """An item of a batch that cannot be mapped: its index, why, and its own JSON bytes (what
+    goes to the dead-letter topic, without the good items beside it)."""
+
+    index: int
+    reason: str
+    raw: bytes
+
+
 class Adapted(list[DealEvent]):
     """The events of one body, with the reasons of the items skipped as not ours (one app's
-    single target URL receives every object type HubSpot sends)."""
+    single target URL receives every object type HubSpot sends) and, from ``adapt_each``, the
+    items that failed."""
 
-    def __init__(self, events: Iterable[DealEvent] = (), skipped: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        events: Iterable[DealEvent] = (),
+        skipped: Iterable[str] = (),
+        failed: Iterable[ItemFailure] = (),
+    ) -> None:
         super().__init__(events)
         self.skipped: list[str] = list(skipped)
+        self.failed: list[ItemFailure] = list(failed)
 
 
 # --------------------------------------------------------------------------- stage maps
@@ -407,4 +425,4 @@ def sort_by_time(events: Adapted) -> Adapted:
     """Stable sort on the event time, a creation first among equal times (vendors batch
     changes out of order); the skipped items stay counted."""
     ordered = sorted(events, key=lambda e: (e.time, e.type != "deal.created"))
-    return Adapted(ordered, events.skipped)
+    return Adapted(ordered, events.skipped, events.failed)

@@ -8,6 +8,7 @@ adapter; one webhook body may hold several events.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Union, get_args
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -15,7 +16,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEvent
 from schemas.clock import TICK_TYPE, ClockTick
 from schemas.deal_events import DEAL_EVENT_TYPES, DealEvent, DealEventAdapter
-from worker.adapters import ADAPTERS, AdapterError, StageMap, adapt, default_stage_map
+from worker.adapters import ADAPTERS, AdapterError, StageMap, adapt_each, default_stage_map
 from worker.domain.batch import Incoming, RecordRef, Rejected
 from worker.log import get_logger
 
@@ -45,8 +46,10 @@ def decode(
     max_bytes: int,
     topic_sources: dict[str, str] | None = None,
     stages: StageMap | None = None,
-) -> list[Incoming[DealEvent]] | Rejected:
-    """A consumed deal record as validated deal events, or the reason it cannot be."""
+) -> list[Incoming[DealEvent] | Rejected] | Rejected:
+    """A consumed deal record as validated deal events, or the reason it cannot be. A vendor
+    batch keeps its good items' events; each bad item is a rejection of its own, its bytes
+    alone (the dead letter holds the item, its headers the source offset)."""
     ref = RecordRef.of(record)
     raw = ref.value
     if rejected := precheck(ref, max_bytes):
@@ -58,10 +61,14 @@ def decode(
     if source not in ADAPTERS:
         return Rejected(ref, "unknown_source", f"no adapter named {source!r}")
     try:
-        events = adapt(source, raw, stages or default_stage_map())
+        events = adapt_each(source, raw, stages or default_stage_map())
     except AdapterError as exc:
         return Rejected(ref, "unmappable", f"{source}: {exc.reason}")
-    skipped = getattr(events, "skipped", None)
+    failed: list[Incoming[DealEvent] | Rejected] = [
+        Rejected(replace(ref, value=f.raw), "unmappable", f"{source} item [{f.index}]: {f.reason}")
+        for f in events.failed
+    ]
+    skipped = events.skipped
     if skipped:  # other objects sharing the vendor's one target URL: counted, not dead letters
         get_logger().info(
             "vendor_items_skipped",
@@ -72,7 +79,7 @@ def decode(
             count=len(skipped),
             reasons=sorted(set(skipped))[:5],
         )
-    return [Incoming(e, ref) for e in events]
+    return [*failed, *(Incoming(e, ref) for e in events)]
 
 
 def _with_ticks(union: Any) -> TypeAdapter[Any]:

@@ -30,7 +30,7 @@ from worker.retry import retry_transient
 Out = TypeVar("Out", bound=BatchOutcome[Any])
 
 DeadLetter = Callable[[list[Rejected]], Awaitable[None]]
-Decode = Callable[[Any], "list[Incoming[Any]] | Rejected"]
+Decode = Callable[[Any], "list[Incoming[Any] | Rejected] | Rejected"]
 Apply = Callable[[list[Incoming[Any]], DeadLetter], Awaitable[Out]]
 
 
@@ -102,8 +102,9 @@ class BatchConsumer(Generic[Out]):
             out = self.family.decode(record)
             if isinstance(out, Rejected):
                 rejected.append(out)
-            else:
-                valid.extend(out)
+                continue
+            for item in out:  # a vendor batch may hold good items and bad ones
+                (rejected if isinstance(item, Rejected) else valid).append(item)
         await self.dead_letter(rejected)
         outcome = await retry_transient(
             lambda: self.family.apply(valid, self.dead_letter), f"apply_{self.family.name}_batch"
