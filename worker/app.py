@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ from worker.domain.deal_batch import DealBatchOutcome, apply_deal_batch
 from worker.engine import Framework, load_framework
 from worker.forecast.scheduler import ForecastScheduler
 from worker.http.api import api_router
+from worker.http.asyncapi_doc import asyncapi_routes, complete
 from worker.http.routes import routes
 from worker.http.server import outer_app
 from worker.http.webhooks import WebhookConfig, producer_publish, webhook_router
@@ -414,8 +416,8 @@ def http_app(worker: Worker) -> Any:
     the caller's)."""
     operations = AsgiFastStream(
         worker.broker,
-        asgi_routes=routes(worker),
-        asyncapi_path="/asyncapi",
+        # /asyncapi: our offline page, with the payload schemas FastStream leaves empty
+        asgi_routes=[*routes(worker), *asyncapi_routes(asyncapi_document(worker.broker))],
         specification=asyncapi_spec(worker.broker),
         logger=library_logger("faststream"),
     )
@@ -430,6 +432,11 @@ def http_app(worker: Worker) -> Any:
         deal_topic=s.deal_topic,
     )
     return outer_app(operations, [*routers, api], "revenue-intelligence worker")
+
+
+def asyncapi_document(broker: KafkaBroker) -> dict[str, Any]:
+    """The AsyncAPI document as JSON, with the payload schemas of the consumed topics."""
+    return complete(json.loads(asyncapi_spec(broker).to_specification().to_json()))
 
 
 def asyncapi_spec(broker: KafkaBroker) -> AsyncAPI:

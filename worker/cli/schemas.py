@@ -19,18 +19,18 @@ OutDir = Annotated[
 
 def asyncapi(out: OutDir = None) -> None:
     """The AsyncAPI document of every topic the worker reads and writes: JSON on stdout, or
-    asyncapi.json and asyncapi.html in --out."""
-    from faststream.specification import get_asyncapi_html
+    asyncapi.json and asyncapi.html (self-contained: it renders offline) in --out."""
+    from worker.app import Worker, asyncapi_document
+    from worker.http.asyncapi_doc import render_html
 
-    from worker.app import Worker, asyncapi_spec
-
-    spec = asyncapi_spec(Worker(settings()).broker).to_specification()
+    document = asyncapi_document(Worker(settings()).broker)
+    text = json.dumps(document, indent=2)
     if out is None:
-        typer.echo(spec.to_json())
+        typer.echo(text)
         return
     _mkdir(out)
-    (out / "asyncapi.json").write_text(spec.to_json())
-    (out / "asyncapi.html").write_text(get_asyncapi_html(spec))
+    (out / "asyncapi.json").write_text(text)
+    (out / "asyncapi.html").write_text(render_html(document))
     console.print(f"wrote {out / 'asyncapi.json'} and {out / 'asyncapi.html'}")
 
 
