@@ -12,7 +12,7 @@ import worker
 
 WORKER = Path(worker.__file__).parent
 PURE_PACKAGES = ("engine", "domain", "models")
-PURE_MODULES = ("forecast/maths.py", "forecast/learned.py")
+PURE_MODULES = ("forecast/maths.py", "forecast/learned.py", "http/signatures.py")
 SOURCES = sorted(
     [p for pkg in PURE_PACKAGES for p in (WORKER / pkg).glob("*.py")]
     + [WORKER / m for m in PURE_MODULES]
