@@ -195,6 +195,13 @@ def format_report(result: dict[str, Any]) -> str:
         f"partitions; mix: "
         + ", ".join(f"{k.removeprefix('deal.')} {v:,}" for k, v in result["input_mix"].items())
     )
+    free = [x for xs in result.get("machine", {}).get("busy_loop_cores_before_phase", {}).values()
+            for x in xs]  # fmt: skip
+    if free:
+        lines.append(
+            f"machine: {result['machine']['cpus']} CPUs; a busy loop got {min(free):.2f}-"
+            f"{max(free):.2f} of a core before the phases (the rest went to other work)"
+        )
     lines.append("")
     lines.append(f"{'phase':<34}{'events':>9}{'seconds':>10}{'events/s':>11}{'CPU':>11}  peak RSS")
     for key, label in (
@@ -216,6 +223,13 @@ def format_report(result: dict[str, Any]) -> str:
         )
     naive = result["phases"].get("naive")
     lines.append("  (CPU: cores busy in the process over the window, 1.00 = one core)")
+    spread = [
+        f"{key} " + ", ".join(f"{x:,.0f}" for x in phase["repeats_events_per_s"])
+        for key, phase in result["phases"].items()
+        if "repeats_events_per_s" in phase
+    ]
+    if spread:
+        lines.append("  medians of the repetitions; every run's events/s: " + "; ".join(spread))
     if naive:
         lines.append(
             f"  naive: measured on {naive['events']:,} events sampled from the input; "
@@ -370,7 +384,7 @@ async def phase_resources(
     from tests.services import fresh_database
 
     database, bootstrap = services()
-    names = Names(f"bench.tp{run_id}.{name}")
+    names = Names(f"bench.tp{run_id}{uuid.uuid4().hex[:4]}.{name}")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -426,6 +440,10 @@ class Proc:
     @classmethod
     def spawn(cls, label: str, args: list[str], env: dict[str, str], logs: Path) -> Proc:
         log_path = logs / f"{label}.log"
+        n = 1
+        while log_path.exists():  # a repetition
+            n += 1
+            log_path = logs / f"{label}.{n}.log"
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
                 [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
@@ -589,7 +607,7 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
         profiler: list[subprocess.Popen] = []
 
         def profile() -> None:  # from the first applied event on: start-up left out
-            if processes == 1 and ctx.args.profile:
+            if processes == 1 and ctx.args.profile and ctx.repetition == 0:
                 profiler.append(ctx.start_profiler(procs[0], name))
 
         try:
@@ -882,6 +900,7 @@ class Context:
     bootstrap: str
     logs: Path
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    repetition: int = 0
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def start_profiler(self, proc: Proc, name: str) -> subprocess.Popen:
@@ -933,7 +952,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     stride = max(1, len(records) // args.naive_events)
     naive_records = records[::stride][: args.naive_events]
     phases: dict[str, Any] = {}
-    load: dict[str, list[float]] = {}
+    load: dict[str, list[float]] = {}  # 1-minute load average before each run
     plan: list[tuple[str, Callable[[], Any]]] = [
         ("worker", lambda: phase_worker(ctx)),
         ("null", lambda: phase_role(ctx, "null", records)),
@@ -941,18 +960,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         ("worker_x2", lambda: phase_worker(ctx, processes=2, name="worker_x2")),
         ("latency", lambda: phase_latency(ctx)),
     ]
-    for name, run in plan:
-        if name in args.skip:
-            continue
-        print(f"phase {name} ...", flush=True)
-        load[name] = [round(x, 2) for x in os.getloadavg()]
-        phases[name] = await run()
-        p = phases[name]
-        print(
-            f"  {p.get('events_per_s', p.get('offered_per_s', 0)):,.0f} events/s, "
-            f"load average before {load[name][0]}",
-            flush=True,
-        )
+    runs: dict[str, list[dict[str, Any]]] = {}
+    free_cpu: dict[str, list[float]] = {}
+    for repetition in range(args.repeat):
+        ctx.repetition = repetition
+        for name, run in plan:
+            if name in args.skip or (name == "latency" and repetition < args.repeat - 1):
+                continue
+            free = await asyncio.to_thread(cpu_probe)
+            free_cpu.setdefault(name, []).append(round(free, 2))
+            load.setdefault(name, []).append(round(os.getloadavg()[0], 2))
+            print(f"phase {name} (a busy loop gets {free:.2f} of a core now) ...", flush=True)
+            runs.setdefault(name, []).append(await run())
+            p = runs[name][-1]
+            print(f"  {p.get('events_per_s', p.get('offered_per_s', 0)):,.0f} events/s", flush=True)
+    for name, done in runs.items():
+        phases[name] = median_run(done)
     ratios = compute_ratios(phases)
     result = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -967,11 +990,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "batch_size": DEFAULT_BATCH_SIZE,
             "batch_timeout_ms": DEFAULT_BATCH_TIMEOUT_MS,
             "forecast_job": args.forecast,
+            "repeat": args.repeat,
         },
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_average_before_phase": load,
+            "busy_loop_cores_before_phase": free_cpu,
         },
         "git": git_state(),
         "input_mix": dict(mix.most_common()),
@@ -986,6 +1011,25 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - started,
     }
     return result
+
+
+def cpu_probe(seconds: float = 1.0) -> float:
+    """The share of a core a busy loop gets now (1.0: a core is free for it): how loaded the
+    machine is by everything else."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall < seconds:
+        pass
+    return (time.process_time() - cpu) / (time.perf_counter() - wall)
+
+
+def median_run(done: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median events/s, with every run's events/s beside it."""
+    key = "events_per_s" if "events_per_s" in done[0] else "offered_per_s"
+    ordered = sorted(done, key=lambda r: r[key])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    if len(done) > 1:
+        chosen["repeats_events_per_s"] = [r[key] for r in done]
+    return chosen
 
 
 def finish(result: dict[str, Any], path: str) -> int:
@@ -1038,6 +1082,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="per wait, seconds")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "throughput.json"))
     parser.add_argument("--forecast", action="store_true", help="keep the forecast job on")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the throughput phases R times, keep medians"
+    )
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["worker", "null", "naive", "worker_x2", "latency"]
     )
