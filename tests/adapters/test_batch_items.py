@@ -48,11 +48,33 @@ def test_the_creation_batch_with_an_unknown_stage_keeps_the_rest(stages):
     assert {"name", "amount", "expected_close_date"} <= fields
 
 
-def test_a_single_item_or_bad_json_is_as_strict_as_adapt(stages):
-    one = fixture_bytes("hubspot", "unknown_stage")
-    for raw in (one, b"{not json"):
+def test_bad_json_or_a_bad_value_in_a_single_body_raises_as_adapt_does(stages):
+    bad_value = json.loads(fixture_bytes("pipedrive", "create"))
+    bad_value["data"]["value"] = "12k"
+    for source, raw in (("hubspot", b"{not json"), ("pipedrive", json.dumps(bad_value).encode())):
         try:
-            adapt_each("hubspot", raw, stages)
+            adapt_each(source, raw, stages)
         except AdapterError:
             continue
         raise AssertionError("expected an AdapterError")
+
+
+def test_an_unknown_pipedrive_stage_costs_only_the_stage(stages):
+    body = json.loads(fixture_bytes("pipedrive", "create"))
+    body["data"]["stage_id"] = 42  # a stage of another pipeline, not in the map
+    out = adapt_each("pipedrive", json.dumps(body).encode(), stages)
+    (created,) = out
+    assert created.type == "deal.created" and created.data.stage is None
+    assert created.data.name == "Initech - Analytics add-on" and created.data.amount == 18000
+    (failure,) = out.failed
+    assert "unknown pipedrive deal stage '42'" in failure.reason
+    assert "other fields were applied" in failure.reason
+
+
+def test_a_stage_only_change_to_an_unknown_stage_is_only_a_dead_letter(stages):
+    for source in ("pipedrive", "salesforce", "hubspot"):
+        out = adapt_each(source, fixture_bytes(source, "unknown_stage"), stages)
+        assert list(out) == []
+        (failure,) = out.failed
+        assert f"unknown {source} deal stage" in failure.reason
+        assert failure.raw == fixture_bytes(source, "unknown_stage")

@@ -24,6 +24,7 @@ from worker.adapters.base import (
     Adapted,
     AdapterError,
     ItemFailure,
+    LenientStages,
     StageMap,
     default_stage_map,
     load_stage_map,
@@ -50,28 +51,34 @@ def adapt(source: str, raw: bytes, stages: StageMap) -> list[DealEvent]:
 
 
 def adapt_each(source: str, raw: bytes, stages: StageMap) -> Adapted:
-    """As :func:`adapt`, but a JSON array of several items is mapped item by item: an item
-    that fails is returned in ``failed`` (to dead-letter alone) and the others' events are
-    kept, in the order ``adapt`` gives them (by time where the vendor's batches are unordered).
-    Anything else (one item, bad JSON) raises as ``adapt`` does."""
+    """As :func:`adapt`, for the worker: a JSON array of several items is mapped item by item,
+    an item that fails is returned in ``failed`` (to dead-letter alone) and the others' events
+    are kept, in the order ``adapt`` gives them (by time where the vendor's batches are
+    unordered); and an unknown stage costs only the stage: the change's other fields are
+    mapped and the stage part is in ``failed`` with its reason. A single body that fails
+    otherwise (bad JSON, a bad value) raises as ``adapt`` does."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         body = None
-    if not isinstance(body, list) or len(body) < 2:
-        events = adapt(source, raw, stages)
-        return events if isinstance(events, Adapted) else Adapted(events)
+    several = isinstance(body, list) and len(body) > 1
+    items = [json.dumps(item).encode() for item in body] if several else [raw]
     out = Adapted()
-    for index, item in enumerate(body):
-        item_raw = json.dumps(item).encode()
+    for index, item_raw in enumerate(items):
+        lenient = LenientStages(stages)
         try:
-            events = adapt(source, item_raw, stages)
+            events = adapt(source, item_raw, lenient)  # type: ignore[arg-type]
         except AdapterError as exc:
+            if not several:
+                raise
             out.failed.append(ItemFailure(index, exc.reason, item_raw))
             continue
         out.extend(events)
         out.skipped.extend(getattr(events, "skipped", ()))
-    return sort_by_time(out) if source == "hubspot" else out
+        for miss in lenient.misses:  # the stage part alone goes to the dead-letter topic
+            reason = f"{miss} (the change's other fields were applied)"
+            out.failed.append(ItemFailure(index, reason, item_raw))
+    return sort_by_time(out) if source == "hubspot" and several else out
 
 
 __all__ = [

@@ -106,9 +106,13 @@ class StageMap(BaseModel):
     def _normalise_keys(cls, table: dict[str, DealStage]) -> dict[str, DealStage]:
         return {_norm(k): v for k, v in table.items()}
 
-    def lookup(self, source: Source, vendor_stage: Any) -> DealStage:
+    def find(self, source: Source, vendor_stage: Any) -> DealStage | None:
+        """Our stage of ``vendor_stage``, or None when the table lacks it."""
         table: dict[str, DealStage] = getattr(self, source)
-        stage = table.get(_norm(vendor_stage))
+        return table.get(_norm(vendor_stage))
+
+    def lookup(self, source: Source, vendor_stage: Any) -> DealStage:
+        stage = self.find(source, vendor_stage)
         if stage is None:
             raise AdapterError(
                 f"unknown {source} deal stage {str(vendor_stage)!r}: map it in the "
@@ -126,6 +130,27 @@ class StageMap(BaseModel):
         if unknown:
             raise ValueError(f"unknown stage map table(s): {', '.join(sorted(unknown))}")
         return StageMap.model_validate(merged)
+
+
+class LenientStages:
+    """A stage map that records an unknown stage instead of rejecting the change: ``lookup``
+    answers None, the adapter maps what else the change carries, and ``adapt_each``
+    dead-letters the stage part with the reason (a custom pipeline must not cost a deal its
+    name, amount and close date)."""
+
+    def __init__(self, stages: StageMap) -> None:
+        self.stages = stages
+        self.misses: list[str] = []
+
+    def find(self, source: Source, vendor_stage: Any) -> DealStage | None:
+        return self.stages.find(source, vendor_stage)
+
+    def lookup(self, source: Source, vendor_stage: Any) -> DealStage | None:
+        try:
+            return self.stages.lookup(source, vendor_stage)
+        except AdapterError as exc:
+            self.misses.append(exc.reason)
+            return None
 
 
 def default_stage_map() -> StageMap:

@@ -128,7 +128,10 @@ def _one(note: Any, stages: StageMap) -> list[DealEvent]:
     if blank(value):
         return []  # a cleared property: nothing our contract can express
     if prop.casefold() == "dealstage":
-        fields = {"stage": stages.lookup("hubspot", text(value, "dealstage"))}
+        stage = stages.lookup("hubspot", text(value, "dealstage"))
+        if stage is None:
+            return []  # an unknown stage, recorded by a lenient map
+        fields = {"stage": stage}
     elif prop.casefold() in PROPERTIES:
         field, convert = PROPERTIES[prop.casefold()]
         fields = {field: convert(value, prop)}

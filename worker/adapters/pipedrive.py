@@ -187,7 +187,9 @@ def _mapped(
             closure["reason"] = text(deal["lost_reason"], "lost_reason")[:500]
     elif status == "open" and ("stage_id" in changed or "status" in changed):
         stage_id = require(deal, "stage_id", "pipedrive deal")
-        fields["stage"] = stages.lookup("pipedrive", text(stage_id, "stage_id"))
+        stage = stages.lookup("pipedrive", text(stage_id, "stage_id"))
+        if stage is not None:  # None: unknown, recorded by a lenient map
+            fields["stage"] = stage
     elif status not in ("open", "won", "lost", "deleted"):
         raise AdapterError(f"unknown pipedrive deal status {status!r}")
     return change_events(created=action == "create", fields=fields, closure=closure, **envelope)

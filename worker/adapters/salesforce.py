@@ -126,14 +126,11 @@ def _closed_flag(payload: dict[str, Any]) -> DealStage | None:
 
 
 def _fields(payload: dict[str, Any], names: list[str] | None, stages: StageMap) -> dict[str, Any]:
-    def stage(value: Any, what: str) -> DealStage:
-        try:
-            return stages.lookup("salesforce", text(value, what))
-        except AdapterError:
-            closed = _closed_flag(payload)
-            if closed is None:
-                raise
-            return closed
+    def stage(value: Any, what: str) -> DealStage | None:
+        name = text(value, what)
+        if stages.find("salesforce", name) is None and (closed := _closed_flag(payload)):
+            return closed  # a custom stage name, told closed by IsClosed/IsWon
+        return stages.lookup("salesforce", name)  # None: unknown, recorded by a lenient map
 
     table = {**FIELDS, "StageName": ("stage", stage)}
     return map_fields(table, payload, list(payload) if names is None else names)
