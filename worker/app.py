@@ -187,6 +187,7 @@ class Worker:
                 max_bytes=s.max_message_bytes,
                 topic_sources=s.source_topics,
                 stages=self.stages,
+                currencies=s.source_currencies,
             ),
             apply=partial(publish_canonical, self._producer, s.deal_topic),
         )

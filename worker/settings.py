@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         description="raw vendor webhook topics -> adapter (JSON in the environment)",
     )
     stage_map_path: Path | None = Field(None, description="vendor stage names -> our stages")
+    source_currencies: dict[str, str] = Field(
+        default_factory=dict,
+        description="vendor -> ISO 4217 currency of its new deals when the CRM names none (JSON)",
+    )
     alerts_topic: str = "revintel.alerts"
     forecasts_topic: str = "revintel.forecasts"
     metrics_topic: str = "revintel.metrics"

@@ -88,3 +88,16 @@ def test_a_bad_item_of_a_vendor_batch_is_rejected_alone():
     assert rejected.error == "unmappable" and "item [1]" in rejected.reason
     assert json.loads(rejected.ref.value) == bad  # the dead letter holds the bad item alone
     assert rejected.ref.log_context() == {"topic": "t", "partition": 2, "offset": 41}
+
+
+def test_a_new_deal_gets_its_sources_configured_currency_never_a_silent_usd():
+    creation = (
+        b'[{"eventId": 1, "portalId": 7, "occurredAt": 1767225600000, '
+        b'"subscriptionType": "deal.creation", "objectId": 555}]'
+    )
+    (incoming,) = decode(
+        record(creation, key=None), 10_000, {"t": "hubspot"}, None, {"hubspot": "eur"}
+    )
+    assert incoming.event.data.currency == "EUR"
+    (plain,) = decode(record(creation, key=None), 10_000, {"t": "hubspot"})
+    assert plain.event.data.currency is None  # the CRM said none: USD by default, and logged

@@ -7,7 +7,7 @@ adapter; one webhook body may hold several events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Annotated, Any, Union, get_args
 
@@ -46,6 +46,7 @@ def decode(
     max_bytes: int,
     topic_sources: dict[str, str] | None = None,
     stages: StageMap | None = None,
+    currencies: Mapping[str, str] | None = None,
 ) -> list[Incoming[DealEvent] | Rejected] | Rejected:
     """A consumed deal record as validated deal events, or the reason it cannot be. A vendor
     batch keeps its good items' events; each bad item is a rejection of its own, its bytes
@@ -79,7 +80,34 @@ def decode(
             count=len(skipped),
             reasons=sorted(set(skipped))[:5],
         )
+    events = with_currency(events, source, (currencies or {}).get(source))
     return [*failed, *(Incoming(e, ref) for e in events)]
+
+
+_UNSAID: set[str] = set()  # sources already reported as naming no currency
+
+
+def with_currency(events: list[DealEvent], source: str, default: str | None) -> list[DealEvent]:
+    """A new deal whose CRM names no currency gets the source's configured one
+    (REVINTEL_SOURCE_CURRENCIES); without one it is stored in USD, said once per source in
+    the log rather than silently."""
+    out = []
+    for event in events:
+        if event.type == "deal.created" and event.data.currency is None:
+            if default is None:
+                if source not in _UNSAID:
+                    _UNSAID.add(source)
+                    get_logger().warning(
+                        "deal_currency_unknown",
+                        source=source,
+                        detail="the CRM named no currency: stored as USD; set "
+                        "REVINTEL_SOURCE_CURRENCIES to say which",
+                    )
+            else:
+                data = event.data.model_copy(update={"currency": default.upper()})
+                event = event.model_copy(update={"data": data})
+        out.append(event)
+    return out
 
 
 def _with_ticks(union: Any) -> TypeAdapter[Any]:
