@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import signal
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -14,8 +15,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.http.conftest import serving
-from tests.services import eventually, read_all, unique
+from tests.http.conftest import free_port, serving
+from tests.services import (
+    assert_graceful_exit,
+    eventually,
+    read_all,
+    spawn,
+    unique,
+    worker_env,
+)
 from worker.app import Worker, http_app
 from worker.http.ingress import ingress_app
 from worker.http.signatures import hubspot_v3_signature
@@ -267,3 +275,39 @@ async def test_a_signed_delivery_becomes_a_scored_deal_once(hook_settings, db):
     dead = await read_all(hook_settings.kafka_bootstrap_servers, dlq)
     items = sorted((json.loads(d.value) for d in dead), key=lambda n: n["attemptNumber"])
     assert items == [notes[3], {**notes[3], "attemptNumber": 1}]  # each bad item alone
+
+
+async def test_revintel_ingest_alone_publishes_and_stops_on_sigterm(hook_settings):
+    """`revintel ingest` as its own process (no database): /health, a signed delivery on
+    the topic, SIGTERM -> exit 0; the secrets it was given appear in none of its output."""
+    port = free_port()
+    env = worker_env(
+        hook_settings,
+        DATABASE_URL="postgresql://nobody:unused@127.0.0.1:1/none",  # never opened
+        REVINTEL_HTTP_PORT=str(port),
+        REVINTEL_SOURCE_TOPICS=json.dumps(hook_settings.source_topics),
+        REVINTEL_HUBSPOT_CLIENT_SECRET=SECRET,
+    )
+    proc = await spawn("ingest", env=env)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def up():
+                try:
+                    return (await client.get("/health")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(up, within=60)
+            body = (FIXTURES / "hubspot" / "creation.json").read_bytes()
+            response = await post_hubspot(client, body)
+        assert response.status_code == 200, response.text
+        topic = topic_of(hook_settings, "hubspot")
+        records = await read_all(hook_settings.kafka_bootstrap_servers, topic)
+        assert [r.value for r in records] == [body]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    log = out.decode()
+    assert_graceful_exit(proc, log)
+    assert SECRET not in log

@@ -82,4 +82,4 @@ async def serve_ingest(settings: Settings) -> None:
         await producer.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    get_logger().info("ingress_stopped")
+    get_logger().info("ingress_stopped", detail="shut down gracefully")
