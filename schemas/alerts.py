@@ -12,8 +12,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+)
 
+CENT = Decimal("0.01")
 AlertKind = Literal["at_risk", "escalated", "resolved"]
 AlertLevel = Literal["none", "at_risk", "critical"]
 
@@ -66,6 +75,14 @@ class DealAlert(BaseModel):
     occurred_at: datetime = Field(description="the causing event's time")
     framework_version: str
 
+    @field_validator("value")
+    @classmethod
+    def _cents(cls, value: Decimal | None) -> Decimal | None:
+        """Always to the cent: the same deal's value is ``27200`` fresh from an event and
+        ``27200.00`` read back from the table, and a replay batched differently must publish
+        the same alert."""
+        return None if value is None else value.quantize(CENT)
+
 
 class AccountAlertState(BaseModel):
     """The account's alert level and churn risk before this alert."""
@@ -104,6 +121,12 @@ class AccountAlert(BaseModel):
     caused_by: AlertCause
     occurred_at: datetime = Field(description="the causing event's (or clock tick's) time")
     framework_version: str
+
+    @field_validator("arr")
+    @classmethod
+    def _cents(cls, value: Decimal | None) -> Decimal | None:
+        """To the cent, as a deal alert's value (the same whatever the batching)."""
+        return None if value is None else value.quantize(CENT)
 
 
 def _entity(value: Any) -> str:
