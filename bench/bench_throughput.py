@@ -517,7 +517,7 @@ class Proc:
 
     def batch_stats(self) -> dict[str, float]:
         """From the worker's JSON log: its batches, the records they held, their mean ms."""
-        batches, records, ms = 0, 0, 0.0
+        batches, records, duplicates, ms = 0, 0, 0, 0.0
         with contextlib.suppress(OSError):
             for line in self.log_path.read_text(errors="replace").splitlines():
                 if '"batch_applied"' not in line:
@@ -526,10 +526,13 @@ class Proc:
                     entry = json.loads(line)
                     batches += 1
                     records += int(entry.get("records", 0))
+                    duplicates += int(entry.get("duplicates", 0))
                     ms += float(entry.get("ms", 0.0))
         return {
             "batches": batches,
             "records": records,
+            # redelivered after a rebalance (the worker's subscribers join one by one at start)
+            "duplicates": duplicates,
             "mean_batch_records": records / batches if batches else 0.0,
             "mean_batch_ms": ms / batches if batches else 0.0,
         }
@@ -585,6 +588,29 @@ async def wait_for_count(
             tails = "\n".join(f"--- {p.label}\n{p.tail()}" for p in procs)
             raise TimeoutError(f"{count:,} of {expected:,} after {within:.0f} s\n{tails}")
         await asyncio.sleep(COUNT_POLL_SECONDS)
+
+
+async def wait_settled(bootstrap: str, group: str, proc: Proc, within: float) -> None:
+    """Until the worker logged ``worker_started`` and its group is Stable three polls in a row
+    (half a second apart)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    deadline = time.monotonic() + within
+    stable = 0
+    try:
+        while stable < 3:
+            proc.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"group {group} not settled after {within:.0f} s")
+            started = '"worker_started"' in proc.log_path.read_text(errors="replace")
+            (described,) = await admin.describe_consumer_groups([group])
+            states = [g["state"] for g in described.to_object()["groups"]]
+            stable = stable + 1 if started and states == ["Stable"] else 0
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
 
 
 def rate(events: int, start: float, end: float) -> dict[str, Any]:
@@ -709,10 +735,21 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
         sent_at: dict[str, float] = {}
         poller = None
         try:
-            await produce(ctx.bootstrap, names.deal_topic, warmup)
+            await produce(ctx.bootstrap, names.deal_topic, warmup[: len(warmup) // 2])
+            await wait_for_count(
+                pool, "SELECT count(*) FROM applied_events", len(warmup) // 2, [proc], a.timeout
+            )
+            # every subscriber of the worker in the group, and the group settled: no start-up
+            # rebalance inside the measurement
+            await wait_settled(ctx.bootstrap, names.group, proc, a.timeout)
+            await produce(ctx.bootstrap, names.deal_topic, warmup[len(warmup) // 2 :])
             await wait_for_count(
                 pool, "SELECT count(*) FROM applied_events", len(warmup), [proc], a.timeout
             )
+            if a.analyze:
+                # what autovacuum does within its first minute: without statistics the
+                # worker's `= ANY($1)` lookups are planned as sequential scans
+                await pool.execute("ANALYZE")
             poller = asyncio.create_task(poll_snapshots())
             pending = []
             started = time.time()
@@ -991,6 +1028,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "batch_timeout_ms": DEFAULT_BATCH_TIMEOUT_MS,
             "forecast_job": args.forecast,
             "repeat": args.repeat,
+            "latency_phase_analyze_after_warmup": args.analyze,
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -1082,6 +1120,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="per wait, seconds")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "throughput.json"))
     parser.add_argument("--forecast", action="store_true", help="keep the forecast job on")
+    parser.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="latency phase: no ANALYZE after the warm-up (a database autovacuum never visited)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="run the throughput phases R times, keep medians"
     )
