@@ -129,7 +129,9 @@ async def test_the_deal_model_is_trained_served_challenged_and_promoted(
         float(r["close_probability"]) == d["probability"]
         for r, d in zip(rows, details, strict=True)
     )
-    assert sum(bool(d["key_factors"]) for d in details) > 0.9 * len(details)
+    # (a deal whose every factor moves it less than a tenth of a point has none to tell)
+    assert sum(bool(d["key_factors"]) for d in details) > 0.5 * len(details)
+    assert all(f.endswith(" pts)") for d in details for f in d["key_factors"])
     assert all(d["version"] == v1 and "heuristic" in d for d in details)
     closed = await db.fetch(
         "SELECT stage, close_probability, prob_model_version FROM deals "
@@ -141,7 +143,9 @@ async def test_the_deal_model_is_trained_served_challenged_and_promoted(
     }
     assert {r["prob_model_version"] for r in closed} == {"heuristic"}
 
-    code, out = await revintel("show", "--factors", "--limit", "3", env=env)
+    code, out = await revintel(
+        "show", "--factors", "--stage", "qualification", "--limit", "3", env=env
+    )
     assert code == 0 and "P(close) by" in out and "close factors" in out, out
     assert out.count("deal-2") >= 3, out  # each row names the champion's version
 

@@ -99,3 +99,15 @@ def test_a_tick_and_a_rescoring_score_every_deal_at_their_instant(models):
     assert [aged.learned["A1"], aged.learned["B1"]] == want
     again = rescore_open(deals, at, load_framework(), models)
     assert again.learned == aged.learned and again.alerts == []
+
+
+def test_a_framework_rescoring_keeps_the_models_probability(models):
+    from worker.domain.deal_batch import StoredDeal, rescore
+
+    out = _batch(None)
+    stored = [StoredDeal(s, AlertTrack()) for s in out.states.values()]
+    again = rescore(stored, load_framework(), models)
+    assert set(again.learned) == {"A1", "B1"}  # W1 is closed: 100, the framework's
+    a1 = out.states["A1"]
+    assert again.learned["A1"] == score_open(models, [a1], [a1.last_event_time])[0]
+    assert rescore(stored, load_framework()).learned == {}

@@ -102,8 +102,10 @@ def test_a_rate_that_contradicts_the_effect_is_not_said(replay, champion):
     effect = np.zeros((1, len(GROUPS)))
     effect[0, GROUPS.index("company")] = -0.2  # Acme wins 100 %: "lowers" would contradict
     effect[0, GROUPS.index("age")] = -0.1
+    effect[0, GROUPS.index("competitors")] = 0.004  # a small effect, in tenths of a point
+    effect[0, GROUPS.index("pushes")] = 0.0005  # under a tenth of a point: not said
     (said,) = explain(model, profile, deals, rows, effect)
-    assert said.raises == ()
+    assert said.raises == ("No competitor in the deal (+0.4 pts)",)
     assert len(said.lowers) == 1 and said.lowers[0].startswith("Open ")
     assert said.lowers[0].endswith("(-10 pts)")
 

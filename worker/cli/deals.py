@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from worker.cli.common import SERVICE_ERRORS, console, database, fail
+from worker.cli.common import SERVICE_ERRORS, console, database, fail, settings
 from worker.cli.common import framework as scoring_framework
 
 _CATEGORY_STYLE = {"healthy": "green", "warning": "yellow", "critical": "red"}
@@ -141,15 +141,19 @@ def rescore(
     ] = False,
     page: Annotated[int, typer.Option(help="deals per transaction")] = 2000,
 ) -> None:
-    """Recompute stored scores with the current framework file (after changing it)."""
+    """Recompute stored scores with the current framework file (after changing it); open
+    deals keep the close probability of the deal model in charge, if any."""
     from worker.domain.deal_batch import rescore as rescore_deals
     from worker.store import deals
+    from worker.tasks.champion import load_deal_models
 
     framework = scoring_framework()
 
     async def main() -> int:
         done, after = 0, ""
         async with database() as pool:
+            async with pool.acquire() as conn:
+                models = await load_deal_models(conn, settings().deal_challenger_share)
             while True:
                 async with pool.acquire() as conn, conn.transaction():
                     stored = await deals.lock_page(
@@ -157,7 +161,7 @@ def rescore(
                     )
                     if not stored:
                         return done
-                    await deals.upsert(conn, rescore_deals(stored, framework))
+                    await deals.upsert(conn, rescore_deals(stored, framework, models))
                 done += len(stored)
                 after = stored[-1].state.deal_id
 

@@ -243,9 +243,12 @@ def apply_deal_batch(
     return out
 
 
-def rescore(stored: Iterable[StoredDeal], framework: Framework) -> DealBatchOutcome:
-    """Scores of stored deals under ``framework``, each with "now" = its last event's time, as
-    a replay would give them. Alert levels are kept: the next event re-evaluates them."""
+def rescore(
+    stored: Iterable[StoredDeal], framework: Framework, deal_models: DealModels | None = None
+) -> DealBatchOutcome:
+    """Scores of stored deals under ``framework`` (and the learned close probability of the
+    open ones, with ``deal_models``), each with "now" = its last event's time, as a replay
+    would give them. Alert levels are kept: the next event re-evaluates them."""
     out = DealBatchOutcome()
     for deal in stored:
         state = deal.state
@@ -253,4 +256,5 @@ def rescore(stored: Iterable[StoredDeal], framework: Framework) -> DealBatchOutc
         out.tracks[state.deal_id] = deal.track
         out.scores[state.deal_id] = score_deal(facts_of(state), state.last_event_time, framework)
     out.predict_missing_values(framework)
+    out.learn_close(deal_models)
     return out

@@ -177,7 +177,8 @@ def _pct(x: float) -> str:
 
 
 def _pts(effect: float) -> str:
-    return f"({100 * effect:+.0f} pts)"
+    points = 100 * effect
+    return f"({points:+.1f} pts)" if abs(points) < 1 else f"({points:+.0f} pts)"
 
 
 def _days(n: float) -> str:
@@ -346,10 +347,11 @@ def explain(
     rows: np.ndarray,
     effect: np.ndarray,
     top: int = 3,
-    min_effect: float = 0.005,
+    min_effect: float = 0.001,
 ) -> list[DealExplanation]:
-    """The ``top`` factors raising and lowering each deal's close probability, in words.
-    ``rows`` and ``effect`` as :func:`effects` used and gave them."""
+    """The ``top`` factors raising and lowering each deal's close probability, in words (an
+    effect under ``min_effect``, a tenth of a point, says nothing). ``rows`` and ``effect`` as
+    :func:`effects` used and gave them."""
     width, months = len(BASE_FEATURES), model.months
     base = rows.reshape(len(deals), months, len(FEATURES))[:, 0, :width]
     names = list(_COLUMNS)

@@ -43,6 +43,17 @@ def load_deal(mv: ModelVersion) -> deal_scoring.LoadedDealModel:
     return deal_scoring.LoadedDealModel(mv.version, model)
 
 
+async def load_deal_models(conn: asyncpg.Connection, share: float = 0.0) -> deal_scoring.DealModels:
+    """The deal champion and challenger in the registry now (for a one-off rescoring)."""
+    champion = await models.champion(conn, deal_scoring.KIND)
+    challenger = await models.challenger(conn, deal_scoring.KIND)
+    return deal_scoring.DealModels(
+        None if champion is None else load_deal(champion),
+        None if challenger is None else load_deal(challenger),
+        share,
+    )
+
+
 class Champion(BackgroundTask, Generic[Loaded]):
     """Holds the current champion (``current``) and challenger (``challenger``, when
     ``with_challenger``) of one kind and keeps them fresh."""
