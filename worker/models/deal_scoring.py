@@ -41,6 +41,7 @@ __all__ = [
 
 KIND = "deal"
 HEURISTIC = "heuristic"  # the model version of the framework's close probability
+LARGE_BATCH = 2000  # deals from which scoring uses every core
 
 
 @dataclass
@@ -155,7 +156,10 @@ def score_open(
     champion, challenger = models.champion, models.challenger
     if champion is None or not deals:
         return []
-    with threadpool_limits(limits=1, user_api="openmp"):  # small batches: no thread start-up
+    # one OpenMP thread for an event batch (the pool's start-up costs more than it saves),
+    # every core for a tick's page of thousands
+    threads = 1 if len(deals) < LARGE_BATCH else None
+    with threadpool_limits(limits=threads, user_api="openmp"):
         return _score(models, champion, challenger, deals, moments)
 
 
