@@ -3,7 +3,8 @@ PostgreSQL (issue 11).
 
     eval "$(bash scripts/services.sh env)"
     .venv/bin/python bench/bench_throughput.py [--events N] [--deals D] [--partitions P]
-        [--rate R] [--seconds S] [--naive-events K] [--json PATH] [--quick]
+        [--rate R] [--seconds S] [--naive-events K] [--repeat R] [--json PATH] [--quick]
+        [--profile PATH_TO_PY_SPY] [--skip PHASE ...] [--no-analyze] [--forecast]
 
 The input is built once and pre-produced, the same bytes for every phase: ``--events`` canonical
 deal events (default 100,000) over ``--deals`` deals (default events / 5) from the seed generator
@@ -25,7 +26,9 @@ process of its own, so the benchmark's polling never shares its event loop:
    upsert of its deal in its own transaction, one offset commit. Run on ``--naive-events`` events
    sampled evenly from the input; its events/s is extrapolated to the full input;
 4. worker x2: two ``revintel run`` processes in one consumer group (rebalance included);
-5. latency: a fresh worker, warmed up, then ``--rate`` events/s (default 2,000) offered for
+5. latency: a fresh worker, warmed up until its group has settled (its subscribers join one
+   by one at start, each join a rebalance), its database then ANALYZEd (what autovacuum does in
+   its first minute; ``--no-analyze`` to skip), then ``--rate`` events/s (default 2,000) offered for
    ``--seconds`` (default 60); p50 and p99 from each event's produce time (the moment it is handed
    to the producer, also its Kafka timestamp) to the commit of the worker's transaction that
    applied it. The commit is observed by polling ``pg_current_snapshot()`` every 10 ms: the row's
@@ -35,7 +38,13 @@ process of its own, so the benchmark's polling never shares its event loop:
 
 Rates: events / (end - start), start = the first transaction of the phase (min ``applied_at`` /
 ``copied_at``), end = when the poll (every 0.25 s) first sees every event in the database. The
-workers' start-up and group join are outside the window.
+workers' start-up is outside the window, not the rebalances of their subscribers joining (the
+events they redeliver are counted as ``duplicates``). Beside each rate: the CPU the contender
+used over its window (/proc/<pid>/stat; 1.0 = one core), its peak RSS, and for the workers the
+sequential and index scans of their tables (``pg_stat_user_tables``). ``--repeat R`` runs the
+throughput phases R times and keeps the (lower) median, with each repetition's ratios; a 1 s
+busy loop before each phase tells how much of a core the rest of the machine left free.
+``--profile`` samples the first worker phase with py-spy from its first applied event on.
 
 It prints a table with the ratios worker / null and worker / naive and the issue's targets beside
 them, and writes JSON (default ``bench/results/throughput.json``). Exit status 1 when a target
@@ -229,7 +238,18 @@ def format_report(result: dict[str, Any]) -> str:
         if "repeats_events_per_s" in phase
     ]
     if spread:
-        lines.append("  medians of the repetitions; every run's events/s: " + "; ".join(spread))
+        lines.append(
+            "  (lower) medians of the repetitions; every run's events/s: " + "; ".join(spread)
+        )
+    for i, each in enumerate(result["ratios"].get("per_repetition", []), start=1):
+        parts = [
+            f"{label} {each[key]:.2f}x"
+            for key, label in (("worker_over_null", "worker/null"),
+                               ("worker_over_naive", "worker/naive"),
+                               ("two_over_one", "x2/x1"))
+            if each.get(key) is not None
+        ]  # fmt: skip
+        lines.append(f"  repetition {i}: " + ", ".join(parts))
     if naive:
         lines.append(
             f"  naive: measured on {naive['events']:,} events sampled from the input; "
@@ -613,6 +633,26 @@ async def wait_settled(bootstrap: str, group: str, proc: Proc, within: float) ->
         await admin.close()
 
 
+async def table_scans(url: str) -> dict[str, dict[str, int]]:
+    """Sequential and index scans of the worker's busiest tables over the phase (the stopped
+    worker's backends have flushed their statistics): how its lookups were planned."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await asyncio.sleep(0.5)
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = await conn.fetch(
+            "SELECT relname, seq_scan, seq_tup_read, idx_scan, n_live_tup, "
+            "coalesce(last_autoanalyze, last_analyze) IS NOT NULL AS analyzed "
+            "FROM pg_stat_user_tables WHERE relname = ANY($1::text[])",
+            ["applied_events", "deals", "deal_stage_history", "alert_outbox"],
+        )
+    finally:
+        await conn.close()
+    return {r["relname"]: {k: r[k] for k in list(r.keys())[1:]} for r in rows}
+
+
 def rate(events: int, start: float, end: float) -> dict[str, Any]:
     seconds = max(end - start, 1e-9)
     return {"events": events, "seconds": seconds, "events_per_s": events / seconds}
@@ -654,6 +694,7 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
             for p in procs:
                 await p.stop()
             await pool.close()
+        scans = await table_scans(url)
         for running in profiler:
             await asyncio.to_thread(ctx.stop_profiler, running, name)
         result = rate(len(ctx.records), float(start), end)
@@ -665,6 +706,7 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
             outcomes=outcomes,
             alerts=alerts,
             per_process=[p.batch_stats() for p in procs],
+            table_scans=scans,
         )
         return result
 
@@ -793,6 +835,7 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
             await poller_conn.close()
             await proc.stop()
             await pool.close()
+        scans = await table_scans(url)
     reference = polls[0][1]
     commit_ms, applied_ms, unseen, last_commit = [], [], 0, 0.0
     for row in rows:
@@ -823,6 +866,7 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
         "snapshot_polls": len(polls),
         "peak_rss_mb": [proc.peak_rss_mb],
         "per_process": [proc.batch_stats()],
+        "table_scans": scans,
     }
 
 
@@ -1014,6 +1058,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for name, done in runs.items():
         phases[name] = median_run(done)
     ratios = compute_ratios(phases)
+    if args.repeat > 1:  # each repetition's ratios: its phases ran minutes apart, not hours
+        ratios["per_repetition"] = [
+            compute_ratios({name: done[i] for name, done in runs.items() if i < len(done)})
+            for i in range(args.repeat)
+        ]
     result = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "settings": {
