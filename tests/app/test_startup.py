@@ -103,12 +103,30 @@ async def test_run_waits_for_kafka_then_consumes(settings, producer, db):
     await _waits_then_consumes(settings, producer, db, env, gate, "kafka")
 
 
+async def _until_line(proc: asyncio.subprocess.Process, text: str, within: float = 60) -> str:
+    """The process's output up to its first line holding ``text`` (a loaded machine can take
+    seconds to import and install the signal handlers: a fixed sleep raced them)."""
+    seen: list[str] = []
+
+    async def read() -> None:
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                raise AssertionError("the worker exited first: " + "".join(seen)[-3000:])
+            seen.append(line)
+            if text in line:
+                return
+
+    await asyncio.wait_for(read(), within)
+    return "".join(seen)
+
+
 async def test_sigterm_while_waiting_exits_0(settings):
     _closed, url = _gate_for_database(settings.database_url)  # never opened
     worker = await spawn("run", env=worker_env(settings, DATABASE_URL=url))
-    await asyncio.sleep(3)
+    before = await _until_line(worker, "waiting_for_services")
     assert worker.returncode is None
-    log = await _stop(worker)
+    log = before + await _stop(worker)
     assert_graceful_exit(worker, log)
 
 
