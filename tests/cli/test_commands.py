@@ -74,7 +74,8 @@ async def test_worker_process_scores_the_sample_stream(services, database_url, d
         for day in ("2026-12-01", "2026-12-08"):
             code, out = await revintel("tick", "--at", day, env=env)
             assert code == 0 and "published to 6 partitions" in out, out
-            await eventually(lambda day=day: ticked(db, topic, date.fromisoformat(day)))
+            # a loaded machine took more than 30 s to apply a tick in a full run: 90 s
+            await eventually(lambda day=day: ticked(db, topic, date.fromisoformat(day)), within=90)
         code, changes = await revintel(
             "changes", "--since", "2026-12-01", "--until", "2026-12-08", env=env
         )
