@@ -15,6 +15,8 @@
 #   KAFKA_JVM_OPTS           extra JVM options for the local broker (default none)
 #   KAFKA_START_TIMEOUT      90     seconds to wait for the broker to answer
 #   PG_START_TIMEOUT         60     seconds to wait for PostgreSQL to accept connections
+#   PG_WORKER_ROLE           revintel_worker  the worker's role: LOGIN only, DML granted by migrations
+#   PG_WORKER_PASSWORD       (the role's name) its password (local clusters only)
 #   SERVICES_STATE_DIR       <repo>/.services
 #
 # If a service already answers at its setting, it is used as is and nothing is started
@@ -40,6 +42,9 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 PG_START_TIMEOUT="${PG_START_TIMEOUT:-60}"
+# The worker's least-privilege role (DML on the tables only); the tests run the worker as it.
+PG_WORKER_ROLE="${PG_WORKER_ROLE:-revintel_worker}"
+PG_WORKER_PASSWORD="${PG_WORKER_PASSWORD:-$PG_WORKER_ROLE}"
 
 # shellcheck source=SCRIPTDIR/services/common.sh
 source "$ROOT/scripts/services/common.sh"
@@ -61,9 +66,9 @@ take_lock() {
     flock -w 600 9 || die "another scripts/services.sh is still running (lock $STATE_DIR/.lock)"
 }
 
-# The help is the header comment of this file, lines 2-24.
+# The help is the header comment of this file, lines 2-26.
 usage() {
-    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 

@@ -15,7 +15,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -95,15 +95,52 @@ def services() -> Services:
     pytest.fail(f"{' and '.join(missing)} not reachable: {HINT}", pytrace=False)
 
 
+# The worker's least-privilege role (scripts/services.sh creates it: LOGIN, nothing else). The
+# session's workers run as it: DML on the tables, granted by the migrations, and no DDL.
+WORKER_ROLE = os.environ.get("PG_WORKER_ROLE", "revintel_worker")
+WORKER_PASSWORD = os.environ.get("PG_WORKER_PASSWORD", WORKER_ROLE)
+
+
+def as_role(url: str, role: str = WORKER_ROLE, password: str = WORKER_PASSWORD) -> str:
+    """``url`` logging in as another role."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(role, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def ensure_worker_role(server_url: str) -> None:
+    """The worker role exists (created here where the owner may, e.g. a container's
+    superuser), else the tests fail saying how to get it."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", WORKER_ROLE):
+            return
+        password = WORKER_PASSWORD.replace("'", "''")
+        try:
+            await conn.execute(f"CREATE ROLE \"{WORKER_ROLE}\" LOGIN PASSWORD '{password}'")
+        except asyncpg.InsufficientPrivilegeError:
+            pytest.fail(
+                f"no PostgreSQL role {WORKER_ROLE} (the worker's): run `bash scripts/services.sh "
+                "up`, which creates it, or create it (LOGIN only) as an administrator",
+                pytrace=False,
+            )
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
-async def fresh_database(server_url: str, prefix: str = "revintel_test") -> AsyncIterator[str]:
-    """A new, migrated database on the server of ``server_url``; dropped on exit."""
+async def fresh_database(
+    server_url: str, prefix: str = "revintel_test", grant_to: str | None = None
+) -> AsyncIterator[str]:
+    """A new database on the server of ``server_url``, migrated as its role (the owner; with
+    ``grant_to``, that role gets DML on the tables); dropped on exit."""
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-        await migrate(url)
+        await migrate(url, grant_to=grant_to)
         yield url
     finally:
         await _drop(admin, name)
@@ -125,8 +162,10 @@ async def _drop(admin: asyncpg.Connection, name: str, attempts: int = 120) -> No
 
 @pytest.fixture(scope="session")
 async def database_url(services: Services) -> AsyncIterator[str]:
-    """A fresh database for this test session (shared by its tests), dropped afterwards."""
-    async with fresh_database(services.database_url) as url:
+    """A fresh database for this test session (shared by its tests), dropped afterwards; the
+    owner's URL (the worker's: ``settings.database_url``)."""
+    await ensure_worker_role(services.database_url)
+    async with fresh_database(services.database_url, grant_to=WORKER_ROLE) as url:
         yield url
 
 
@@ -143,9 +182,11 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture
 def settings(services: Services, database_url: str) -> Settings:
-    """Settings with a topic and consumer group of this test's own."""
+    """Settings with a topic and consumer group of this test's own; the worker logs in as its
+    least-privilege role, migrations as the owner."""
     return Settings(
-        database_url=database_url,
+        database_url=as_role(database_url),
+        migrate_database_url=database_url,
         kafka_bootstrap_servers=services.bootstrap,
         deal_topic=unique("test.deal-events"),
         account_topic=unique("test.account-events"),
@@ -259,6 +300,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "DATABASE_URL": settings.database_url,
+        "REVINTEL_MIGRATE_DATABASE_URL": settings.migration_url,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "REVINTEL_DEAL_TOPIC": settings.deal_topic,
         "REVINTEL_ACCOUNT_TOPIC": settings.account_topic,

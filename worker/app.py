@@ -566,7 +566,8 @@ async def unreachable(settings: Settings) -> dict[str, str]:
 
 async def _start(worker: Worker, migrate_first: bool) -> None:
     if migrate_first:
-        applied = await migrate(worker.settings.database_url)
+        s = worker.settings
+        applied = await migrate(s.migration_url, grant_to=s.worker_role)
         if applied:
             get_logger().info("migrations_applied", migrations=applied)
     await worker.start()

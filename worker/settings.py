@@ -27,6 +27,12 @@ class Settings(BaseSettings):
         "postgresql://revintel:revintel@127.0.0.1:5432/revintel",
         validation_alias=AliasChoices("DATABASE_URL", "REVINTEL_DATABASE_URL"),
     )
+    migrate_database_url: str | None = Field(
+        None,
+        description="the schema owner's URL migrations run with (DDL); none: DATABASE_URL. "
+        "When its user differs, DATABASE_URL's user is granted DML on the tables and nothing "
+        "more: the worker's least-privilege role",
+    )
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
         validation_alias=AliasChoices(
@@ -168,6 +174,7 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every configured secret, as it may appear in a message: never to be printed."""
         found = [*database_secrets(self.database_url), *secrets_in_environment()]
+        found += database_secrets(self.migration_url)
         for secret in (
             self.kafka_sasl_password,
             self.kafka_ssl_key_password,
@@ -180,8 +187,24 @@ class Settings(BaseSettings):
         found += list(self.api_keys)
         # A password equal to a user name is shown with that name anyway (the local default
         # revintel:revintel): masking it would mangle every topic and table name.
-        shown = {_database_user(self.database_url), self.kafka_sasl_username}
+        shown = {
+            _database_user(self.database_url),
+            _database_user(self.migration_url),
+            self.kafka_sasl_username,
+        }
         return sorted({s for s in found if len(s) >= 3 and s not in shown}, key=len, reverse=True)
+
+    @property
+    def migration_url(self) -> str:
+        """The URL migrations run with: the owner's, or DATABASE_URL's."""
+        return self.migrate_database_url or self.database_url
+
+    @property
+    def worker_role(self) -> str | None:
+        """The role to grant DML after migrating: DATABASE_URL's user, when migrations run as
+        another (the owner); None when both are the same role."""
+        user = _database_user(self.database_url)
+        return user if user and user != _database_user(self.migration_url) else None
 
     @property
     def deal_dlq_topic(self) -> str:

@@ -232,14 +232,30 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
 SQL
 }
 
+# The worker's role: LOGIN and nothing else. Migrations (run as the URL's role, the owner) grant
+# it DML on the tables; it can create no table, index or role.
+pg_ensure_worker_role() {
+    log "ensuring the worker's role '$PG_WORKER_ROLE' (DML only, granted by migrations)"
+    as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$PG_PORT" -U "$(pg_os_user)" -d postgres \
+        -v role="$PG_WORKER_ROLE" -v pw="$PG_WORKER_PASSWORD" >/dev/null <<'SQL' || die "could not create role '$PG_WORKER_ROLE' (see above)"
+SELECT format('CREATE ROLE %I', :'role')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role')
+\gexec
+ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'pw';
+SQL
+}
+
 pg_up() {
     parse_database_url
     pg_paths
     if pg_url_ok; then
         if [[ -f $PG_DATA/postmaster.pid ]] && kill -0 "$(pg_pid)" 2>/dev/null; then
             log "PostgreSQL: already running (local cluster, pid $(pg_pid)) at $PG_URL_SAFE"
+            local want=""
+            [[ -f $PG_DATA/PG_VERSION ]] && want="$(cat "$PG_DATA/PG_VERSION")"
+            PG_BIN="$(find_pg_bin "$want")" && pg_ensure_worker_role
         else
-            log "PostgreSQL: already reachable at $PG_URL_SAFE; starting nothing"
+            log "PostgreSQL: already reachable at $PG_URL_SAFE; starting nothing (its admin creates the worker role '$PG_WORKER_ROLE')"
         fi
         return 0
     fi
@@ -265,6 +281,7 @@ pg_up() {
         pg_start
     fi
     pg_ensure_role_db
+    pg_ensure_worker_role
     pg_url_ok || die "PostgreSQL started but DATABASE_URL=$PG_URL_SAFE still fails: $PG_CONNECT_ERROR"
     log "PostgreSQL: ready at $PG_URL_SAFE (pid $(pg_pid), $(($(now) - t0)) s)"
 }

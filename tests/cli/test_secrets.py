@@ -152,6 +152,19 @@ def test_settings_list_every_configured_secret(monkeypatch):
     assert "revintel" not in Settings(database_url="postgresql://revintel:revintel@h/db").secrets
 
 
+def test_the_migration_url_is_a_secret_and_names_the_worker_role():
+    """The owner's URL (REVINTEL_MIGRATE_DATABASE_URL) is masked like DATABASE_URL; its role
+    migrates, DATABASE_URL's role gets DML."""
+    s = Settings(
+        database_url="postgresql://revintel_worker:revintel_worker@h/db",
+        migrate_database_url=f"postgresql://owner:{PLANTED}@h/db",
+    )
+    assert PLANTED in s.secrets and "revintel_worker" not in s.secrets
+    assert (s.migration_url, s.worker_role) == (s.migrate_database_url, "revintel_worker")
+    same = Settings(database_url="postgresql://owner:pw-123@h/db")
+    assert (same.migration_url, same.worker_role) == (same.database_url, None)
+
+
 @pytest.fixture
 def restored_logging():
     """Logging as it was after the test: configure_logging binds the captured stderr, which

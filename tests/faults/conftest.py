@@ -17,7 +17,16 @@ from pathlib import Path
 import pytest
 
 from tests.faults.stream import Outcome, Stream, build_stream, outcome_of, progress, publish_records
-from tests.services import Services, eventually, fresh_database, unique, worker_env
+from tests.services import (
+    WORKER_ROLE,
+    Services,
+    as_role,
+    ensure_worker_role,
+    eventually,
+    fresh_database,
+    unique,
+    worker_env,
+)
 from worker.app import Worker
 from worker.kafka.topics import ensure_topics
 from worker.settings import Settings
@@ -27,10 +36,12 @@ RUN_WITHIN = 240.0
 
 
 def run_settings(services: Services, database_url: str, topic: str) -> Settings:
-    """A worker of its own on ``topic``: own group, other topics unique, no clock publisher,
-    no forecast job or metrics publisher (the stream's ticks are the only clock)."""
+    """A worker of its own on ``topic`` (as the least-privilege role; migrations as the owner of
+    ``database_url``): own group, other topics unique, no clock publisher, no forecast job or
+    metrics publisher (the stream's ticks are the only clock)."""
     return Settings(
-        database_url=database_url,
+        database_url=as_role(database_url),
+        migrate_database_url=database_url,
         kafka_bootstrap_servers=services.bootstrap,
         deal_topic=topic,
         account_topic=unique("faults.account-events"),
@@ -159,7 +170,8 @@ async def stream_topic(services: Services, stream: Stream) -> str:
 @pytest.fixture(scope="session")
 async def undisturbed(services: Services, stream: Stream, stream_topic: str) -> Outcome:
     """The outcome of an in-process worker consuming the stream without disturbance."""
-    async with fresh_database(services.database_url, "revintel_faults") as url:
+    await ensure_worker_role(services.database_url)
+    async with fresh_database(services.database_url, "revintel_faults", WORKER_ROLE) as url:
         s = run_settings(services, url, stream_topic)
         worker = Worker(s)
         await worker.start()
@@ -182,7 +194,8 @@ async def new_run(
     cleanup: list = []
 
     async def make(topic: str | None = None) -> Run:
-        db = fresh_database(services.database_url, "revintel_faults")
+        await ensure_worker_role(services.database_url)
+        db = fresh_database(services.database_url, "revintel_faults", WORKER_ROLE)
         url = await db.__aenter__()
         cleanup.append(db)
         return Run(run_settings(services, url, topic or stream_topic), stream)

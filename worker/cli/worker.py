@@ -12,15 +12,19 @@ from worker.log import configure_logging
 
 
 def migrate() -> None:
-    """Apply pending SQL migrations from sql/."""
+    """Apply pending SQL migrations from sql/ (as REVINTEL_MIGRATE_DATABASE_URL's role, the
+    owner, when set: then DATABASE_URL's role gets DML on the tables and nothing more)."""
     from worker.store.migrations import migrate as run_migrations
 
     current = settings()
+    url, role = current.migration_url, current.worker_role
     try:
-        applied = asyncio.run(run_migrations(current.database_url))
+        applied = asyncio.run(run_migrations(url, grant_to=role))
     except SERVICE_ERRORS as exc:
-        fail(f"cannot migrate {current.database_url}: {exc} (start it: scripts/services.sh up)")
+        fail(f"cannot migrate {url}: {exc} (start it: scripts/services.sh up)")
     console.print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    if role:
+        console.print(f"role {role}: DML on the tables, no DDL")
 
 
 def run(
