@@ -37,7 +37,9 @@ process of its own, so the benchmark's polling never shares its event loop:
    *start* (a lower bound of the commit).
 
 Rates: events / (end - start), start = the first transaction of the phase (min ``applied_at`` /
-``copied_at``), end = when the poll (every 0.25 s) first sees every event in the database. The
+``copied_at``), end = when the poll (every 0.25 s) first sees the group's committed offsets at
+the end of every partition (read from the broker, not to load the database; each contender
+commits offsets after its database commit; the rows are then checked). The
 workers' start-up is outside the window, not the rebalances of their subscribers joining (the
 events they redeliver are counted as ``duplicates``). Beside each rate: the CPU the contender
 used over its window (/proc/<pid>/stat; 1.0 = one core), its peak RSS, and for the workers the
@@ -67,7 +69,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -570,25 +572,58 @@ def role_proc(role: str, names: Names, url: str, bootstrap: str, logs: Path) -> 
     return Proc.spawn(role, args, dict(os.environ), logs)
 
 
+class Committed:
+    """How many records of a topic a group has committed (its offsets summed, the topic holding
+    only this phase's records): progress read from the broker, so the polls put no load on the
+    database under test. Every contender commits offsets only after its database commit."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int) -> None:
+        from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.group = group
+        self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
+
+    async def __aenter__(self) -> Committed:
+        await self.admin.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.admin.close()
+
+    async def __call__(self) -> int:
+        offsets = await self.admin.list_consumer_group_offsets(
+            self.group, partitions=self.partitions
+        )
+        return sum(max(0, o.offset) for o in offsets.values())
+
+
+async def expect_rows(pool: Any, query: str, expected: int) -> None:
+    """The database holds what the committed offsets say (checked once, at the end)."""
+    found = await pool.fetchval(query)
+    if found != expected:
+        raise AssertionError(f"{query}: {found:,}, expected {expected:,}")
+
+
 async def wait_for_count(
-    pool: Any,
-    query: str,
+    count: Callable[[], Awaitable[int]],
     expected: int,
     procs: Sequence[Proc],
     within: float,
     on_first: Callable[[], None] | None = None,
 ) -> float:
-    """Poll ``query`` (a count) until it reaches ``expected``; returns the wall time (epoch
-    seconds) it was first seen there. Samples the processes' RSS meanwhile, notes it when the
-    count is first above 0 (start-up done) and calls ``on_first`` then."""
+    """Poll ``count`` until it reaches ``expected``; returns the wall time (epoch seconds) it
+    was first seen there. Samples the processes' RSS meanwhile, notes it when the count is
+    first above 0 (start-up done) and calls ``on_first`` then."""
     deadline = time.monotonic() + within
     started = False
     while True:
-        count = await pool.fetchval(query)
+        count_now = await count()
         seen_at = time.time()
         for p in procs:
             p.sample()
-        if count and not started:
+        if count_now and not started:
             started = True
             for p in procs:
                 p.rss_at_first_kb = p.status("VmRSS")
@@ -596,7 +631,7 @@ async def wait_for_count(
                 p.window = -seen_at
             if on_first is not None:
                 on_first()
-        if count >= expected:
+        if count_now >= expected:
             for p in procs:
                 p.cpu_at_end = p.cpu_seconds()
                 if p.window is not None:
@@ -606,7 +641,7 @@ async def wait_for_count(
             p.check_alive()
         if time.monotonic() > deadline:
             tails = "\n".join(f"--- {p.label}\n{p.tail()}" for p in procs)
-            raise TimeoutError(f"{count:,} of {expected:,} after {within:.0f} s\n{tails}")
+            raise TimeoutError(f"{count_now:,} of {expected:,} after {within:.0f} s\n{tails}")
         await asyncio.sleep(COUNT_POLL_SECONDS)
 
 
@@ -676,11 +711,13 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
             if processes == 1 and ctx.args.profile and ctx.repetition == 0:
                 profiler.append(ctx.start_profiler(procs[0], name))
 
+        committed = Committed(ctx.bootstrap, names.group, names.deal_topic, ctx.args.partitions)
         try:
-            end = await wait_for_count(
-                pool, "SELECT count(*) FROM applied_events", len(ctx.records), procs,
-                ctx.args.timeout, on_first=profile,
-            )  # fmt: skip
+            async with committed:
+                end = await wait_for_count(
+                    committed, len(ctx.records), procs, ctx.args.timeout, on_first=profile
+                )
+            await expect_rows(pool, "SELECT count(*) FROM applied_events", len(ctx.records))
             start = (
                 await pool.fetchval(
                     "SELECT extract(epoch FROM min(applied_at)) FROM applied_events"
@@ -730,8 +767,11 @@ async def phase_role(ctx: Context, role: str, records: Sequence[Record]) -> dict
         pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
         await pool.execute(ROLE_TABLES)
         proc = role_proc(role, names, url, ctx.bootstrap, ctx.logs)
+        committed = Committed(ctx.bootstrap, names.group, names.deal_topic, ctx.args.partitions)
         try:
-            end = await wait_for_count(pool, count, len(records), [proc], ctx.args.timeout)
+            async with committed:
+                end = await wait_for_count(committed, len(records), [proc], ctx.args.timeout)
+            await expect_rows(pool, count, len(records))
             start = (await pool.fetchval(first)) or end
         finally:
             await proc.stop()
@@ -776,18 +816,16 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
 
         sent_at: dict[str, float] = {}
         poller = None
+        committed = Committed(ctx.bootstrap, names.group, names.deal_topic, a.partitions)
         try:
+            await committed.__aenter__()
             await produce(ctx.bootstrap, names.deal_topic, warmup[: len(warmup) // 2])
-            await wait_for_count(
-                pool, "SELECT count(*) FROM applied_events", len(warmup) // 2, [proc], a.timeout
-            )
+            await wait_for_count(committed, len(warmup) // 2, [proc], a.timeout)
             # every subscriber of the worker in the group, and the group settled: no start-up
             # rebalance inside the measurement
             await wait_settled(ctx.bootstrap, names.group, proc, a.timeout)
             await produce(ctx.bootstrap, names.deal_topic, warmup[len(warmup) // 2 :])
-            await wait_for_count(
-                pool, "SELECT count(*) FROM applied_events", len(warmup), [proc], a.timeout
-            )
+            await wait_for_count(committed, len(warmup), [proc], a.timeout)
             if a.analyze:
                 # what autovacuum does within its first minute: without statistics the
                 # worker's `= ANY($1)` lookups are planned as sequential scans
@@ -814,10 +852,7 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
             offered_seconds = time.time() - started
             bench_cpu = (time.process_time() - bench_cpu) / offered_seconds
             await asyncio.gather(*pending)
-            done_at = await wait_for_count(
-                pool, "SELECT count(*) FROM applied_events", len(warmup) + len(offered), [proc],
-                a.timeout,
-            )  # fmt: skip
+            done_at = await wait_for_count(committed, len(warmup) + len(offered), [proc], a.timeout)
             worker_cpu = ((proc.cpu_seconds() or 0.0) - worker_cpu) / (done_at - started)
             await asyncio.sleep(0.05)  # one more snapshot after the last commit
             stop_polling.set()
@@ -826,11 +861,15 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
                 "SELECT event_id, extract(epoch FROM applied_at) AS at, xmin::text::bigint AS xid "
                 "FROM applied_events"
             )
+            if len(rows) != len(warmup) + len(offered):
+                raise AssertionError(f"{len(rows):,} applied, {len(warmup) + len(offered):,} sent")
         finally:
             stop_polling.set()
             if poller is not None:
                 with contextlib.suppress(Exception):
                     await poller
+            with contextlib.suppress(Exception):
+                await committed.__aexit__()
             await producer.stop()
             await poller_conn.close()
             await proc.stop()
