@@ -95,3 +95,32 @@ def test_batch_records_stints_with_left_at_and_collapses_same_instant_changes():
         ("qualification", day(2), day(5)),
         ("negotiation", day(5), None),
     ]
+
+
+def test_a_late_amount_behind_a_newer_stage_change_is_kept():
+    """HubSpot sends one notification per property, unordered, retried for a day: an amount
+    set before a stage change but delivered after it used to be dropped as stale, and the
+    deal kept no amount."""
+    s = fold(
+        created("D1", amount=None),
+        event("D1", "stage_changed", {"stage": "proposal"}, day=3),
+    )
+    late = apply_event(s, event("D1", "updated", {"amount": 4200, "stage": "qualification"}, day=1))
+    assert late is not None
+    assert late.amount == Decimal(4200)
+    assert late.stage is DealStage.proposal  # the newer stage stays: a set value is not undone
+    assert (late.last_event_id, late.last_event_time) == (s.last_event_id, s.last_event_time)
+
+
+def test_a_late_creation_fills_what_an_early_update_could_not_know():
+    s = fold(event("D2", "updated", {"amount": 700}, day=2))  # created implicitly at day 2
+    late = apply_event(s, created("D2", amount=500, day=0))
+    assert late is not None
+    assert late.name == "Deal D2" and late.amount == Decimal(700)  # a set value stays
+    assert late.created_at == T0
+
+
+def test_a_late_closing_or_activity_is_still_stale():
+    s = fold(created("D3"), event("D3", "updated", {"amount": 9000}, day=5))
+    assert apply_event(s, event("D3", "closed_won", {"amount": 1}, day=2)) is None
+    assert apply_event(s, event("D3", "activity_logged", {"kind": "call"}, day=2)) is None

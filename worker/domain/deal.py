@@ -8,6 +8,11 @@ Rules (the event's ``time`` is the only clock):
 - Closing sets the stage, ``closed_at`` and, when given, the final amount.
 - An event older than the last applied one is stale and does not change the state
   (``apply_event`` returns ``None``); the caller also skips event ids it has already applied.
+  Except for what the deal does not know yet: a late field change (a HubSpot notification
+  retried hours later, behind a newer one) still fills the fields that are unset (an amount,
+  a close date, a name...; never one that has a value, nor the stage), and a late creation
+  moves ``created_at`` back to when the deal was really created. So an out-of-order amount is
+  not lost; a value already set keeps the newer event's (the last writer wins per event).
 - An update for a deal never created is applied as its creation (CRMs drop webhooks; the
   next change should still produce the deal), starting in prospecting.
 """
@@ -86,13 +91,41 @@ def _new_state(deal_id: str, at: datetime, event_id: str) -> DealState:
     )
 
 
+# Fields a late event may still fill while unset (None): the others have defaults (a stage,
+# counts, flags) that cannot tell "unset" from a value.
+FILLABLE = (
+    "name",
+    "company",
+    "owner",
+    "industry",
+    "amount",
+    "expected_close_date",
+    "lead_score",
+    "last_activity_at",
+)
+
+
+def _late(state: DealState, event: DealEvent) -> DealState | None:
+    """What a stale event may still tell (see the module docstring), or None."""
+    if isinstance(event, DealActivityLogged | DealClosedWon | DealClosedLost):
+        return None
+    data = event.data.model_dump(exclude_none=True)
+    fills: dict[str, Any] = {
+        f: data[f] for f in FILLABLE if f in data and getattr(state, f) is None
+    }
+    if event.type == "deal.created" and event.time < state.created_at:
+        fills["created_at"] = event.time
+    return state.model_copy(update=fills) if fills else None
+
+
 def apply_event(state: DealState | None, event: DealEvent) -> DealState | None:
-    """Return the state after ``event``, or ``None`` when the event is stale."""
+    """Return the state after ``event``, or ``None`` when the event is stale (and tells
+    nothing the deal lacks)."""
     at = event.time
     if state is None:
         state = _new_state(event.subject, at, event.id)
     elif at < state.last_event_time:
-        return None
+        return _late(state, event)
 
     changes: dict[str, Any]
     if isinstance(event, DealActivityLogged):
