@@ -27,8 +27,8 @@ process of its own, so the benchmark's polling never shares its event loop:
    sampled evenly from the input; its events/s is extrapolated to the full input;
 4. worker x2: two ``revintel run`` processes in one consumer group (rebalance included);
 5. latency: a fresh worker, warmed up until its group has settled (its subscribers join one
-   by one at start, each join a rebalance), its database then ANALYZEd (what autovacuum does in
-   its first minute; ``--no-analyze`` to skip), then ``--rate`` events/s (default 2,000) offered for
+   by one at start, each join a rebalance; ``--analyze``: ANALYZE after the warm-up), then
+   ``--rate`` events/s (default 2,000) offered for
    ``--seconds`` (default 60); p50 and p99 from each event's produce time (the moment it is handed
    to the producer, also its Kafka timestamp) to the commit of the worker's transaction that
    applied it. The commit is observed by polling ``pg_current_snapshot()`` every 10 ms: the row's
@@ -827,8 +827,8 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
             await produce(ctx.bootstrap, names.deal_topic, warmup[len(warmup) // 2 :])
             await wait_for_count(committed, len(warmup), [proc], a.timeout)
             if a.analyze:
-                # what autovacuum does within its first minute: without statistics the
-                # worker's `= ANY($1)` lookups are planned as sequential scans
+                # statistics of the warmed-up (small) tables: the plans the worker then caches
+                # scan them sequentially, so its batches slow down as they grow
                 await pool.execute("ANALYZE")
             poller = asyncio.create_task(poll_snapshots())
             pending = []
@@ -1209,10 +1209,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "throughput.json"))
     parser.add_argument("--forecast", action="store_true", help="keep the forecast job on")
     parser.add_argument(
-        "--no-analyze",
-        dest="analyze",
-        action="store_false",
-        help="latency phase: no ANALYZE after the warm-up (a database autovacuum never visited)",
+        "--analyze",
+        action="store_true",
+        help="latency phase: ANALYZE after the warm-up (statistics of the small warmed-up "
+        "tables; measured to make the worker's cached plans sequential scans)",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="run the throughput phases R times, keep medians"
