@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from worker.models.registry import ModelVersion, Role
+from worker.models.registry import ModelVersion, Role, new_version
 
 CHANNEL = "revintel_models"
 _SUMMARY = (
@@ -147,3 +148,23 @@ async def promote(conn: asyncpg.Connection, kind: str, version: str) -> ModelVer
         promoted = await get(conn, kind, version)
     assert promoted is not None
     return promoted
+
+
+async def register(
+    pool: asyncpg.Pool, kind: str, artifact: Any, trained: Any, trained_at: datetime
+) -> tuple[ModelVersion, Role]:
+    """A freshly trained model (``trained``: its window, samples, metrics and params) saved
+    as a version of ``kind``: the champion when the kind has none, else the challenger."""
+    mv = new_version(
+        kind,
+        artifact,
+        trained_at=trained_at,
+        train_from=trained.train_from,
+        train_to=trained.train_to,
+        samples=trained.samples,
+        metrics=trained.metrics,
+        params=trained.params,
+    )
+    async with pool.acquire() as conn:
+        role: Role = "challenger" if await champion_version(conn, kind) else "champion"
+        return await save(conn, mv, role), role

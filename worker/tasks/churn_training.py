@@ -20,7 +20,7 @@ import asyncpg
 from worker.engine import Framework
 from worker.log import get_logger
 from worker.models.churn import KIND, LoadedChurnModel, TrainingRow, TrainParams, train
-from worker.models.registry import ModelVersion, new_version
+from worker.models.registry import ModelVersion
 from worker.store import churn, models
 
 log = get_logger(component="churn-training")
@@ -42,23 +42,12 @@ async def train_churn(
     log.info("churn_training_started", outcomes=len(rows))
     # the fitting is CPU work: off the event loop
     trained = await asyncio.to_thread(train, rows, params)
-    mv = new_version(
-        KIND,
-        trained.model,
-        trained_at=trained_at,
-        train_from=trained.train_from,
-        train_to=trained.train_to,
-        samples=trained.samples,
-        metrics=trained.metrics,
-        params=trained.params,
-    )
-    async with pool.acquire() as conn:
-        role = "challenger" if await models.champion_version(conn, KIND) else "champion"
-        saved = await models.save(conn, mv, role)
+    saved, role = await models.register(pool, KIND, trained.model, trained, trained_at)
     log.info("churn_model_saved", version=saved.version, role=role, **trained.samples)
     rescored = 0
     if role == "champion":
-        rescored = await churn.rescore(pool, framework, LoadedChurnModel(mv.version, trained.model))
+        loaded = LoadedChurnModel(saved.version, trained.model)
+        rescored = await churn.rescore(pool, framework, loaded)
     return TrainedVersion(saved, rescored)
 
 

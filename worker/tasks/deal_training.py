@@ -22,7 +22,7 @@ from worker.engine import Framework
 from worker.log import get_logger
 from worker.models.deal_scoring import KIND, DealModels, LoadedDealModel
 from worker.models.deal_training import DealTrainParams, NotEnoughDeals, train_deal_model
-from worker.models.registry import ModelVersion, new_version
+from worker.models.registry import ModelVersion
 from worker.store import deal_models, models
 from worker.tasks.champion import load_deal
 
@@ -53,23 +53,11 @@ async def train_deal(
     log.info("deal_training_started", snapshots=len(snapshots), closes=len(closes), cut=cut)
     # the fitting is CPU work: off the event loop
     trained = await asyncio.to_thread(train_deal_model, snapshots, closes, amounts, cut, params)
-    mv = new_version(
-        KIND,
-        trained.artifact,
-        trained_at=trained_at,
-        train_from=trained.train_from,
-        train_to=trained.train_to,
-        samples=trained.samples,
-        metrics=trained.metrics,
-        params=trained.params,
-    )
-    async with pool.acquire() as conn:
-        role = "challenger" if await models.champion_version(conn, KIND) else "champion"
-        saved = await models.save(conn, mv, role)
+    saved, role = await models.register(pool, KIND, trained.artifact, trained, trained_at)
     log.info("deal_model_saved", version=saved.version, role=role, **trained.samples)
     rescored = 0
     if role == "champion":
-        loaded = LoadedDealModel(mv.version, trained.artifact)
+        loaded = LoadedDealModel(saved.version, trained.artifact)
         rescored = await _rescore(pool, framework, DealModels(loaded, None, challenger_share))
     return TrainedDealVersion(saved, rescored)
 
