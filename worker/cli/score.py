@@ -37,6 +37,7 @@ from worker.engine import (
     score_deal,
     score_expansion,
 )
+from worker.engine.deal import DealScore
 from worker.engine.seed import deal_input_from_seed, is_seed_body
 
 __all__ = ["register", "score_app"]
@@ -218,6 +219,17 @@ def _seed_deal(data: dict) -> dict:
     return deal_input_from_seed(data, datetime.now(UTC))  # now unused: as_of is given
 
 
+def _score_deal_input(
+    source: str, framework: Path | None, example: bool, schema: bool
+) -> DealScore:
+    """A deal read from ``source`` (ours or the seed's body), scored as of its ``as_of``."""
+    _describe_input(DealInput, example, schema)
+    deal = _read(source, DealInput, _seed_deal)
+    fw = _framework(framework)
+    _warn_unknown_industry(deal.industry, fw)
+    return _run(lambda: score_deal(deal.to_facts(), deal.as_of, fw))
+
+
 @score_app.command("close-probability")
 def close_probability(
     source: Source = "-",
@@ -226,11 +238,7 @@ def close_probability(
     schema: Schema = False,
 ) -> None:
     """Close probability of a deal (DealFacts fields plus 'as_of', the moment to score at)."""
-    _describe_input(DealInput, example, schema)
-    deal = _read(source, DealInput, _seed_deal)
-    fw = _framework(framework)
-    _warn_unknown_industry(deal.industry, fw)
-    score = _run(lambda: score_deal(deal.to_facts(), deal.as_of, fw))
+    score = _score_deal_input(source, framework, example, schema)
     _emit({"framework_version": score.framework_version, **score.probability.to_dict()})
 
 
@@ -242,11 +250,7 @@ def deal_health(
     schema: Schema = False,
 ) -> None:
     """Health of a deal (DealFacts fields plus 'as_of', the moment to score at)."""
-    _describe_input(DealInput, example, schema)
-    deal = _read(source, DealInput, _seed_deal)
-    fw = _framework(framework)
-    _warn_unknown_industry(deal.industry, fw)
-    score = _run(lambda: score_deal(deal.to_facts(), deal.as_of, fw))
+    score = _score_deal_input(source, framework, example, schema)
     _emit({"framework_version": score.framework_version, **score.health.to_dict()})
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import asyncpg
 import typer
 from rich.table import Table
 
 from worker.cli.common import SERVICE_ERRORS, console, database, fail, now, quiet_logs, settings
+from worker.settings import Settings
 
 train = typer.Typer(
     help="Train a model from the outcomes stored in PostgreSQL and register it.",
@@ -47,6 +50,34 @@ def print_split(split: dict[str, Any]) -> None:
         )
 
 
+def _run_training(
+    s: Settings,
+    kind: str,
+    job: Callable[[asyncpg.Pool], Awaitable[Any]],
+    not_enough: type[Exception],
+) -> Any:
+    """Run one training ``job`` against the database: too little data is said and exits 0,
+    a service error is one line (exit 2)."""
+
+    async def main() -> Any:
+        async with database(s) as pool:
+            return await job(pool)
+
+    try:
+        with quiet_logs():
+            return asyncio.run(main())
+    except not_enough as exc:
+        console.print(f"no {kind} model trained: {exc}")
+        raise typer.Exit(0) from None
+    except (*SERVICE_ERRORS, ValueError) as exc:
+        fail(f"cannot train the {kind} model: {exc}")
+
+
+def _print_json(done: Any) -> None:
+    summary = done.version.model_dump(mode="json", exclude={"artifact"})
+    print(json.dumps({**summary, "rescored": done.rescored}, indent=2))
+
+
 @train.command("churn")
 def churn(
     min_churned: Annotated[
@@ -70,22 +101,12 @@ def churn(
     )
     framework = load_framework(s.framework_path)
 
-    async def main():
-        async with database(s) as pool:
-            return await train_churn(pool, framework, params, now())
-
-    try:
-        with quiet_logs():
-            done = asyncio.run(main())
-    except NotEnoughData as exc:
-        console.print(f"no churn model trained: {exc}")
-        raise typer.Exit(0) from None
-    except (*SERVICE_ERRORS, ValueError) as exc:
-        fail(f"cannot train the churn model: {exc}")
+    done = _run_training(
+        s, "churn", lambda pool: train_churn(pool, framework, params, now()), NotEnoughData
+    )
     mv = done.version
     if as_json:
-        summary = mv.model_dump(mode="json", exclude={"artifact"})
-        print(json.dumps({**summary, "rescored": done.rescored}, indent=2))
+        _print_json(done)
         return
     console.print(
         f"trained {mv.version} as {mv.role} ({mv.params['family']}, "
@@ -134,22 +155,15 @@ def deal(
     )
     framework = load_framework(s.framework_path)
 
-    async def main():
-        async with database(s) as pool:
-            return await train_deal(pool, framework, params, now(), s.deal_challenger_share)
-
-    try:
-        with quiet_logs():
-            done = asyncio.run(main())
-    except NotEnoughDeals as exc:
-        console.print(f"no deal model trained: {exc}")
-        raise typer.Exit(0) from None
-    except (*SERVICE_ERRORS, ValueError) as exc:
-        fail(f"cannot train the deal model: {exc}")
+    done = _run_training(
+        s,
+        "deal",
+        lambda pool: train_deal(pool, framework, params, now(), s.deal_challenger_share),
+        NotEnoughDeals,
+    )
     mv = done.version
     if as_json:
-        summary = mv.model_dump(mode="json", exclude={"artifact"})
-        print(json.dumps({**summary, "rescored": done.rescored}, indent=2))
+        _print_json(done)
         return
     print_deal_version(mv)
     if done.rescored:
