@@ -13,6 +13,7 @@ import difflib
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -37,7 +38,6 @@ from worker.engine import (
     score_deal,
     score_expansion,
 )
-from worker.engine.deal import DealScore
 from worker.engine.seed import deal_input_from_seed, is_seed_body
 
 __all__ = ["register", "score_app"]
@@ -197,20 +197,6 @@ def _emit(result: dict[str, Any]) -> None:
     typer.echo(json.dumps(_tidy(result), indent=2, ensure_ascii=False))
 
 
-@score_app.command("deal-value")
-def deal_value(
-    source: Source = "-",
-    framework: FrameworkPath = None,
-    example: Example = False,
-    schema: Schema = False,
-) -> None:
-    """Predict a deal's value from plan, users, price, discount, billing cycle and term."""
-    _describe_input(DealValueInput, example, schema)
-    inputs = _read(source, DealValueInput)
-    fw = _framework(framework)
-    _emit(_run(lambda: predict_deal_value(inputs, fw)).to_dict())
-
-
 def _seed_deal(data: dict) -> dict:
     """The seed's deal body (deal_stage, days_in_stage, ...) as ours; it must say ``as_of``
     (the CLI never reads the clock). Ours passes unchanged."""
@@ -219,67 +205,81 @@ def _seed_deal(data: dict) -> dict:
     return deal_input_from_seed(data, datetime.now(UTC))  # now unused: as_of is given
 
 
-def _score_deal_input(
-    source: str, framework: Path | None, example: bool, schema: bool
-) -> DealScore:
-    """A deal read from ``source`` (ours or the seed's body), scored as of its ``as_of``."""
-    _describe_input(DealInput, example, schema)
-    deal = _read(source, DealInput, _seed_deal)
-    fw = _framework(framework)
-    _warn_unknown_industry(deal.industry, fw)
-    return _run(lambda: score_deal(deal.to_facts(), deal.as_of, fw))
+def _deal_part(part: str) -> Callable[[DealInput, Framework], dict[str, Any]]:
+    """Score a deal as of its ``as_of`` and keep one part of the score (health, probability)."""
+
+    def score(deal: DealInput, fw: Framework) -> dict[str, Any]:
+        _warn_unknown_industry(deal.industry, fw)
+        scored = score_deal(deal.to_facts(), deal.as_of, fw)
+        return {"framework_version": scored.framework_version, **getattr(scored, part).to_dict()}
+
+    return score
 
 
-@score_app.command("close-probability")
-def close_probability(
-    source: Source = "-",
-    framework: FrameworkPath = None,
-    example: Example = False,
-    schema: Schema = False,
-) -> None:
-    """Close probability of a deal (DealFacts fields plus 'as_of', the moment to score at)."""
-    score = _score_deal_input(source, framework, example, schema)
-    _emit({"framework_version": score.framework_version, **score.probability.to_dict()})
+@dataclass(frozen=True)
+class _EngineCommand:
+    """A command that reads one ``model`` and scores it with the framework."""
+
+    name: str
+    help: str
+    model: type[BaseModel]
+    score: Callable[[Any, Framework], dict[str, Any]]
+    translate: Callable[[dict], dict] | None = None  # applied to the JSON before validation
 
 
-@score_app.command("deal-health")
-def deal_health(
-    source: Source = "-",
-    framework: FrameworkPath = None,
-    example: Example = False,
-    schema: Schema = False,
-) -> None:
-    """Health of a deal (DealFacts fields plus 'as_of', the moment to score at)."""
-    score = _score_deal_input(source, framework, example, schema)
-    _emit({"framework_version": score.framework_version, **score.health.to_dict()})
+ENGINE_COMMANDS = (
+    _EngineCommand(
+        "deal-value",
+        "Predict a deal's value from plan, users, price, discount, billing cycle and term.",
+        DealValueInput,
+        lambda inputs, fw: predict_deal_value(inputs, fw).to_dict(),
+    ),
+    _EngineCommand(
+        "close-probability",
+        "Close probability of a deal (DealFacts fields plus 'as_of', the moment to score at).",
+        DealInput,
+        _deal_part("probability"),
+        _seed_deal,
+    ),
+    _EngineCommand(
+        "deal-health",
+        "Health of a deal (DealFacts fields plus 'as_of', the moment to score at).",
+        DealInput,
+        _deal_part("health"),
+        _seed_deal,
+    ),
+    _EngineCommand(
+        "churn-risk",
+        "Churn risk of an account from usage, support, financial, sentiment and renewal data.",
+        ChurnInput,
+        lambda account, fw: score_churn(account, fw).to_dict(),
+    ),
+    _EngineCommand(
+        "expansion",
+        "Expansion score and recommended motion of an account.",
+        ExpansionInput,
+        lambda account, fw: score_expansion(account, fw).to_dict(),
+    ),
+)
 
 
-@score_app.command("churn-risk")
-def churn_risk(
-    source: Source = "-",
-    framework: FrameworkPath = None,
-    example: Example = False,
-    schema: Schema = False,
-) -> None:
-    """Churn risk of an account from usage, support, financial, sentiment and renewal data."""
-    _describe_input(ChurnInput, example, schema)
-    account = _read(source, ChurnInput)
-    fw = _framework(framework)
-    _emit(_run(lambda: score_churn(account, fw)).to_dict())
+def _add_engine_command(spec: _EngineCommand) -> None:
+    def command(
+        source: Source = "-",
+        framework: FrameworkPath = None,
+        example: Example = False,
+        schema: Schema = False,
+    ) -> None:
+        _describe_input(spec.model, example, schema)
+        inputs = _read(source, spec.model, spec.translate)
+        fw = _framework(framework)
+        _emit(_run(lambda: spec.score(inputs, fw)))
+
+    score_app.command(spec.name, help=spec.help)(command)
 
 
-@score_app.command("expansion")
-def expansion(
-    source: Source = "-",
-    framework: FrameworkPath = None,
-    example: Example = False,
-    schema: Schema = False,
-) -> None:
-    """Expansion score and recommended motion of an account."""
-    _describe_input(ExpansionInput, example, schema)
-    account = _read(source, ExpansionInput)
-    fw = _framework(framework)
-    _emit(_run(lambda: score_expansion(account, fw)).to_dict())
+for _spec in ENGINE_COMMANDS:
+    _add_engine_command(_spec)
 
 
 @score_app.command("scenario")
