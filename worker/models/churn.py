@@ -29,22 +29,22 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from worker.engine._common import round_half_up
 from worker.models.churn_explain import Explanation, Profile, contributions
 from worker.models.churn_features import FeatureSpec, RawRow
+from worker.models.training import NotEnoughOutcomes
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn (with scipy and pandas, ~200 MB) is imported where a model is fitted or scored:
+# a worker without a trained model never loads it (unpickling an artifact imports it too).
 
 __all__ = [
     "ChurnModel",
@@ -85,6 +85,8 @@ class TrainingRow:
 
 def _base_estimator(family: Family, seed: int) -> Any:
     if family == "boosted_trees":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
         return HistGradientBoostingClassifier(
             learning_rate=0.05,
             max_iter=200,
@@ -98,6 +100,11 @@ def _base_estimator(family: Family, seed: int) -> Any:
 
 
 def _logistic() -> Pipeline:
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(
         SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
         StandardScaler(),
@@ -119,6 +126,9 @@ class Calibrator:
 
     @classmethod
     def fit(cls, method: Method, p: np.ndarray, y: np.ndarray) -> Calibrator:
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.linear_model import LogisticRegression
+
         if method == "isotonic":
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
             return cls(method, iso.fit(p, y))
@@ -188,16 +198,13 @@ def score_rows(model: ChurnModel, rows: Sequence[RawRow], top: int = 3) -> list[
 # -- training ------------------------------------------------------------------------------
 
 
-class NotEnoughData(Exception):
+class NotEnoughData(NotEnoughOutcomes):
     """Too few outcomes to learn from: the heuristic stays in charge."""
 
     def __init__(self, churned: int, renewed: int, params: TrainParams) -> None:
         self.churned, self.renewed = churned, renewed
-        super().__init__(
-            f"{churned} churned and {renewed} renewed outcomes; a churn model needs at least "
-            f"{params.min_churned} churned and {params.min_renewed} renewed: the framework's "
-            "heuristic stays in charge"
-        )
+        needs = {"churned": (churned, params.min_churned), "renewed": (renewed, params.min_renewed)}
+        super().__init__("churn", "outcomes", needs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +280,8 @@ def calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
 
 def figures(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """How good probabilities ``p`` are against outcomes ``y`` (0/1, both present)."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
     rate = float(y.mean())
     return {
         "cases": len(y),

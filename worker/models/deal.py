@@ -31,15 +31,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from worker.models.deal_features import (
     BASE_FEATURES,
@@ -51,6 +45,12 @@ from worker.models.deal_features import (
     window_of,
 )
 from worker.models.metrics import auc
+
+if TYPE_CHECKING:
+    from sklearn.isotonic import IsotonicRegression
+
+# scikit-learn (with scipy and pandas, ~200 MB) is imported where a model is fitted: a worker
+# without a trained model never loads it (unpickling an artifact imports what it needs).
 
 HORIZON_MONTHS = 6
 NEITHER, WON, LOST = 0, 1, 2
@@ -129,6 +129,12 @@ def _classifier(kind: ModelKind = "boosting", seed: int = 0) -> Any:
     """A fresh multinomial classifier: histogram gradient boosting, strongly regularised
     (shallow trees, large leaves: the data carries little signal and much noise), or a
     logistic regression over scaled features with the month of the quarter one-hot."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     if kind == "boosting":
         return HistGradientBoostingClassifier(
             max_iter=100,
@@ -280,6 +286,8 @@ def _calibrator(
     probs = _proba(early, data.features[closed])
     won = (data.labels[closed] == WON).astype(float)
     raw = probs[:, WON] / np.maximum(probs[:, WON] + probs[:, LOST], 1e-12)
+    from sklearn.isotonic import IsotonicRegression
+
     return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, won)
 
 
