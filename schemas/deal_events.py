@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from schemas.envelope import Envelope, Money, SaneDate, SaneDatetime, Strict, Text
 
@@ -33,8 +33,22 @@ OPEN_STAGES = (
 CLOSED_STAGES = (DealStage.closed_won, DealStage.closed_lost)
 
 
+# Fields a CRM can empty: ``DealFields.cleared`` names them (an absent field is "unchanged").
+ClearableField = Literal[
+    "name",
+    "company",
+    "owner",
+    "industry",
+    "amount",
+    "expected_close_date",
+    "lead_score",
+    "competitors_mentioned",
+]
+
+
 class DealFields(Strict):
-    """Deal attributes. Every field is optional: an update carries only what changed."""
+    """Deal attributes. Every field is optional: an update carries only what changed, and
+    ``cleared`` names the fields the CRM emptied in this change."""
 
     name: Text | None = None
     company: Text | None = None
@@ -52,6 +66,20 @@ class DealFields(Strict):
     decision_maker_engaged: bool | None = None
     competitors_mentioned: Annotated[list[Text], Field(max_length=50)] | None = None
     last_activity_at: SaneDatetime | None = None
+    cleared: (
+        Annotated[
+            list[ClearableField],
+            Field(max_length=8, description="fields the CRM emptied (set to null) in this change"),
+        ]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _cleared_is_not_set(self) -> DealFields:
+        both = [name for name in self.cleared or () if getattr(self, name) is not None]
+        if both:
+            raise ValueError(f"fields both set and cleared: {', '.join(both)}")
+        return self
 
 
 class StageChange(DealFields):

@@ -246,6 +246,11 @@ async def test_redelivery_and_full_replay_give_the_same_state(settings, start_wo
         event(f"{p}-1", "activity_logged", {"kind": "meeting"}, day=5),
         created(f"{p}-2", amount=7_000),
         event(f"{p}-2", "closed_lost", {"reason": "budget"}, day=2),
+        # per-field merge: an amount of day 1 delivered after the day-3 stage change, a clearing
+        created(f"{p}-4", amount=None),
+        event(f"{p}-4", "stage_changed", {"stage": "proposal"}, day=3),
+        event(f"{p}-4", "updated", {"amount": 4200}, day=1),
+        event(f"{p}-4", "updated", {"cleared": ["company"]}, day=4),
     ]
     first = await start_worker(settings)
     await publish(producer, settings.deal_topic, events)
@@ -305,6 +310,16 @@ async def test_redelivery_and_full_replay_give_the_same_state(settings, start_wo
         got = {k: v for k, v in dict(replayed[deal_id]).items() if k != "updated_at"}
         assert got == want, f"{deal_id} differs after replay"
     assert replayed[f"{p}-1"]["interactions"] == 1
+    late = replayed[f"{p}-4"]
+    assert (late["amount"], late["stage"], late["company"]) == (Decimal(4200), "proposal", None)
+    assert json.loads(late["field_times"]) == {
+        "name": "2026-03-02T09:00:00Z",
+        "owner": "2026-03-02T09:00:00Z",
+        "industry": "2026-03-02T09:00:00Z",
+        "stage": "2026-03-05T09:00:00Z",
+        "amount": "2026-03-03T09:00:00Z",
+        "company": "2026-03-06T09:00:00Z",
+    }
 
 
 async def test_stale_event_does_not_overwrite_newer_state(settings, start_worker, producer, db):

@@ -120,7 +120,88 @@ def test_a_late_creation_fills_what_an_early_update_could_not_know():
     assert late.created_at == T0
 
 
-def test_a_late_closing_or_activity_is_still_stale():
+def test_a_late_closing_wins_the_stage_but_not_a_newer_amount():
+    """The stage was last set at creation (day 0), the amount on day 5: a closing of day 2
+    delivered late closes the deal and its amount loses to the newer one."""
     s = fold(created("D3"), event("D3", "updated", {"amount": 9000}, day=5))
-    assert apply_event(s, event("D3", "closed_won", {"amount": 1}, day=2)) is None
+    late = apply_event(s, event("D3", "closed_won", {"amount": 1}, day=2))
+    assert late is not None
+    assert late.stage is DealStage.closed_won and late.amount == Decimal(9000)
+    assert late.closed_at == late.stage_entered_at == T0 + timedelta(days=2)
+    assert late.last_event_time == T0 + timedelta(days=5)
+
+
+def test_a_late_activity_is_still_stale():
+    s = fold(created("D3"), event("D3", "updated", {"amount": 9000}, day=5))
     assert apply_event(s, event("D3", "activity_logged", {"kind": "call"}, day=2)) is None
+
+
+def test_an_older_amount_after_a_newer_stage_change_wins_over_an_older_amount():
+    """The issue's case: the amount set on day 1 was stored from day 0; a stage change of day
+    3 arrived first; the day-1 amount, delivered last, is newer than the stored amount."""
+    s = fold(
+        created("D4", amount=100),
+        event("D4", "stage_changed", {"stage": "proposal"}, day=3),
+        event("D4", "updated", {"amount": 4200}, day=1),
+    )
+    assert s.amount == Decimal(4200) and s.stage is DealStage.proposal
+    assert s.field_times["amount"] == T0 + timedelta(days=1)
+    assert s.last_event_time == T0 + timedelta(days=3)
+
+
+def test_a_stale_amount_never_overwrites_a_newer_one():
+    s = fold(
+        created("D5"),
+        event("D5", "updated", {"amount": 500}, day=4),
+        event("D5", "stage_changed", {"stage": "proposal"}, day=6),
+    )
+    assert apply_event(s, event("D5", "updated", {"amount": 1}, day=2)) is None
+    assert s.amount == Decimal(500)
+
+
+def test_per_field_merge_is_independent_of_delivery_order():
+    """One notification per property, each retried in any order: every order of delivery
+    gives the same fields."""
+    from itertools import permutations
+
+    changes = [
+        event("D6", "updated", {"amount": 100}, day=1),
+        event("D6", "stage_changed", {"stage": "qualification"}, day=2),
+        event("D6", "updated", {"amount": 300, "name": "Renewal"}, day=3),
+        event("D6", "updated", {"expected_close_date": "2026-06-01"}, day=4),
+        event("D6", "stage_changed", {"stage": "proposal"}, day=5),
+        event("D6", "updated", {"cleared": ["name"]}, day=6),
+    ]
+    seen = set()
+    for order in permutations(changes):
+        s = fold(created("D6", amount=None, day=0), *order)
+        seen.add((s.amount, s.stage, s.name, s.expected_close_date, s.last_event_time))
+    assert seen == {
+        (Decimal(300), DealStage.proposal, None, date(2026, 6, 1), T0 + timedelta(days=6))
+    }
+
+
+def test_a_cleared_field_clears_unless_set_later():
+    s = fold(created("D7", amount=800), event("D7", "updated", {"cleared": ["amount"]}, day=2))
+    assert s.amount is None and s.field_times["amount"] == T0 + timedelta(days=2)
+    assert apply_event(s, event("D7", "updated", {"amount": 5}, day=1)) is None  # older
+    again = apply_event(s, event("D7", "updated", {"amount": 900}, day=3))
+    assert again is not None and again.amount == Decimal(900)
+    cleared = fold(created("D8", competitors_mentioned=["X"]))
+    cleared = apply_event(cleared, event("D8", "updated", {"cleared": ["competitors_mentioned"]}))
+    assert cleared is not None and cleared.competitors == ()
+
+
+def test_a_field_cannot_be_set_and_cleared_in_one_change():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="both set and cleared: amount"):
+        event("D9", "updated", {"amount": 5, "cleared": ["amount"]})
+
+
+def test_a_late_stage_of_a_deal_first_seen_through_another_field_replaces_its_default():
+    s = fold(event("D10", "updated", {"amount": 700}, day=3))  # prospecting by default
+    late = apply_event(s, event("D10", "stage_changed", {"stage": "proposal"}, day=1))
+    assert late is not None and late.stage is DealStage.proposal
+    assert late.stage_entered_at == s.stage_entered_at  # the default stint, replaced

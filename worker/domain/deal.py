@@ -1,20 +1,27 @@
 """Merging deal events into a deal's current state. Pure: no I/O, no clock.
 
 Rules (the event's ``time`` is the only clock):
-- ``stage_entered_at`` moves to the event time whenever the stage changes.
-- ``close_date_pushes`` counts every move of the expected close date to a later date.
+- Per field, the last writer wins: each field remembers the time of the change that set it
+  (``field_times``), and a change to a field applies when it is at least as new as that time,
+  whatever the event's place among the deal's other events. CRMs such as HubSpot send one
+  notification per changed property, in no guaranteed order, and retry for up to a day: an
+  amount set before a stage change but delivered after it is applied; an amount older than the
+  stored one never overwrites it. A field never set (no time) takes any change.
+- ``cleared`` fields of a change are emptied by the same rule (a CRM deleting a value).
+- The stage is a field like the others; closings set it too. ``stage_entered_at`` moves to
+  the change's time whenever the stage changes.
+- ``close_date_pushes`` counts every applied move of the expected close date to a later date.
 - An activity adds one interaction, moves ``last_activity_at`` forward (never back) and counts
-  a handled objection when flagged.
-- Closing sets the stage, ``closed_at`` and, when given, the final amount.
-- An event older than the last applied one is stale and does not change the state
-  (``apply_event`` returns ``None``); the caller also skips event ids it has already applied.
-  Except for what the deal does not know yet: a late field change (a HubSpot notification
-  retried hours later, behind a newer one) still fills the fields that are unset (an amount,
-  a close date, a name...; never one that has a value, nor the stage), and a late creation
-  moves ``created_at`` back to when the deal was really created. So an out-of-order amount is
-  not lost; a value already set keeps the newer event's (the last writer wins per event).
+  a handled objection when flagged. An activity older than the deal's last event is stale:
+  the counts are not times a later change can be compared with.
+- A creation older than the deal's first event moves ``created_at`` back.
+- ``last_event_id`` / ``last_event_time`` follow the newest event applied; an event that
+  changes nothing and is older than it is stale (``apply_event`` returns ``None``); the caller
+  also skips event ids it has already applied.
 - An update for a deal never created is applied as its creation (CRMs drop webhooks; the
   next change should still produce the deal), starting in prospecting.
+- Replay determinism: the result depends only on the events and their order on the deal's
+  partition, never on how they were batched (``field_times`` is stored with the deal).
 """
 
 from __future__ import annotations
@@ -63,21 +70,72 @@ class DealState(BaseModel):
     closed_at: datetime | None = None
     last_event_id: str
     last_event_time: datetime
+    # field name -> time of the change that last set (or cleared) it: the per-field merge
+    field_times: dict[str, datetime] = {}
+
+
+# Our field of a DealFields name, where they differ; ``last_activity_at`` only moves forward,
+# so it needs no time.
+_STATE_NAME = {"competitors_mentioned": "competitors"}
+_EMPTY: dict[str, Any] = {"competitors": ()}
+
+
+def _wins(state: DealState, name: str, at: datetime) -> bool:
+    """Whether a change of ``name`` at ``at`` is at least as new as the one that set it."""
+    set_at = state.field_times.get(name)
+    return set_at is None or at >= set_at
 
 
 def _field_changes(state: DealState, fields: DealFields, at: datetime) -> dict[str, Any]:
+    """The changes of ``fields`` (set and cleared) that win against the stored field times,
+    with their new times under ``field_times``."""
     changes: dict[str, Any] = {}
-    for name, value in fields.model_dump(exclude_none=True).items():
-        if name == "competitors_mentioned":
-            changes["competitors"] = tuple(dict.fromkeys(value))  # dedupe, keep order
-        elif name == "last_activity_at":
+    times = dict(state.field_times)
+    given = fields.model_dump(exclude_none=True, exclude={"cleared"})
+    for cleared in fields.cleared or ():
+        given[cleared] = None
+    for name, value in given.items():
+        field = _STATE_NAME.get(name, name)
+        if field == "last_activity_at":
             if state.last_activity_at is None or value > state.last_activity_at:
-                changes[name] = value
+                changes[field] = value
+            continue
+        if not _wins(state, field, at):
+            continue
+        times[field] = at
+        if value is None:
+            changes[field] = _EMPTY.get(field)
+        elif field == "competitors":
+            changes[field] = tuple(dict.fromkeys(value))  # dedupe, keep order
         else:
-            changes[name] = value
+            changes[field] = value
     new_close = changes.get("expected_close_date")
     if new_close and state.expected_close_date and new_close > state.expected_close_date:
         changes["close_date_pushes"] = state.close_date_pushes + 1
+    if times != state.field_times:
+        changes["field_times"] = times
+    return changes
+
+
+def _closing(state: DealState, event: DealClosedWon | DealClosedLost) -> dict[str, Any]:
+    """A closing as field changes: the stage (and the final amount, when given), each by its
+    own time."""
+    at = event.time
+    stage = DealStage.closed_won if isinstance(event, DealClosedWon) else DealStage.closed_lost
+    data: dict[str, Any] = {"stage": stage}
+    if event.data.amount is not None:
+        data["amount"] = event.data.amount
+    return _field_changes(state, DealFields.model_validate(data), at)
+
+
+def _activity(state: DealState, event: DealActivityLogged) -> dict[str, Any]:
+    occurred = event.data.occurred_at or event.time
+    changes: dict[str, Any] = {
+        "interactions": state.interactions + 1,
+        "objections_handled": state.objections_handled + int(event.data.objection_handled),
+    }
+    if state.last_activity_at is None or occurred > state.last_activity_at:
+        changes["last_activity_at"] = occurred
     return changes
 
 
@@ -91,66 +149,35 @@ def _new_state(deal_id: str, at: datetime, event_id: str) -> DealState:
     )
 
 
-# Fields a late event may still fill while unset (None): the others have defaults (a stage,
-# counts, flags) that cannot tell "unset" from a value.
-FILLABLE = (
-    "name",
-    "company",
-    "owner",
-    "industry",
-    "amount",
-    "expected_close_date",
-    "lead_score",
-    "last_activity_at",
-)
-
-
-def _late(state: DealState, event: DealEvent) -> DealState | None:
-    """What a stale event may still tell (see the module docstring), or None."""
-    if isinstance(event, DealActivityLogged | DealClosedWon | DealClosedLost):
-        return None
-    data = event.data.model_dump(exclude_none=True)
-    fills: dict[str, Any] = {
-        f: data[f] for f in FILLABLE if f in data and getattr(state, f) is None
-    }
-    if event.type == "deal.created" and event.time < state.created_at:
-        fills["created_at"] = event.time
-    return state.model_copy(update=fills) if fills else None
-
-
 def apply_event(state: DealState | None, event: DealEvent) -> DealState | None:
-    """Return the state after ``event``, or ``None`` when the event is stale (and tells
-    nothing the deal lacks)."""
+    """Return the state after ``event``, or ``None`` when the event is stale (older than the
+    deal's last event, and every change it carries older than its field's)."""
     at = event.time
     if state is None:
         state = _new_state(event.subject, at, event.id)
-    elif at < state.last_event_time:
-        return _late(state, event)
+    newest = at >= state.last_event_time
 
     changes: dict[str, Any]
     if isinstance(event, DealActivityLogged):
-        occurred = event.data.occurred_at or at
-        changes = {
-            "interactions": state.interactions + 1,
-            "objections_handled": state.objections_handled + int(event.data.objection_handled),
-        }
-        if state.last_activity_at is None or occurred > state.last_activity_at:
-            changes["last_activity_at"] = occurred
+        if not newest:
+            return None
+        changes = _activity(state, event)
     elif isinstance(event, DealClosedWon | DealClosedLost):
-        won = isinstance(event, DealClosedWon)
-        stage = DealStage.closed_won if won else DealStage.closed_lost
-        changes = {"stage": stage}
-        if state.stage != stage:
-            changes["closed_at"] = at
-        if event.data.amount is not None:
-            changes["amount"] = event.data.amount
+        changes = _closing(state, event)
     else:  # created, updated, stage_changed: all carry deal fields
         changes = _field_changes(state, event.data, at)
+    if event.type == "deal.created" and at < state.created_at:
+        changes["created_at"] = at  # a late creation: the deal existed before its first event
 
     if "stage" in changes and changes["stage"] != state.stage:
-        changes["stage_entered_at"] = at
-        if changes["stage"] not in (DealStage.closed_won, DealStage.closed_lost):
-            changes["closed_at"] = None  # reopened
-    changes["last_event_id"] = event.id
-    changes["last_event_time"] = at
+        # never before the current stint (a deal first seen through another field sat in
+        # prospecting by default: the stage it really had replaces that stint)
+        changes["stage_entered_at"] = max(at, state.stage_entered_at)
+        closed = changes["stage"] in (DealStage.closed_won, DealStage.closed_lost)
+        changes["closed_at"] = at if closed else None  # None: reopened
+    if newest:
+        changes["last_event_id"] = event.id
+        changes["last_event_time"] = at
+    elif not changes:
+        return None
     return state.model_copy(update=changes)

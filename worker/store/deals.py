@@ -3,6 +3,7 @@ state and scores, their stage history and their alerts (to the outbox), set-base
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,7 @@ STATE_COLUMNS: dict[str, str] = {
     "closed_at": "timestamptz",
     "last_event_id": "text",
     "last_event_time": "timestamptz",
+    "field_times": "jsonb",
 }
 SCORE_COLUMNS: dict[str, str] = {
     "health_score": "smallint",
@@ -117,6 +119,7 @@ def _track(record: asyncpg.Record) -> AlertTrack:
 def _stored(record: asyncpg.Record) -> StoredDeal:
     data = {c: record[c] for c in STATE_COLUMNS}
     data["competitors"] = tuple(data["competitors"] or ())
+    data["field_times"] = json.loads(data["field_times"])  # jsonb arrives as text
     return StoredDeal(DealState.model_validate(data), _track(record))
 
 
