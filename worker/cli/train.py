@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from worker.cli.common import SERVICE_ERRORS, console, database, fail, now, quiet_logs, settings
+from worker.models.training import NotEnoughOutcomes
 from worker.settings import Settings
 
 train = typer.Typer(
@@ -54,7 +55,6 @@ def _run_training(
     s: Settings,
     kind: str,
     job: Callable[[asyncpg.Pool], Awaitable[Any]],
-    not_enough: type[Exception],
 ) -> Any:
     """Run one training ``job`` against the database: too little data is said and exits 0,
     a service error is one line (exit 2)."""
@@ -66,7 +66,7 @@ def _run_training(
     try:
         with quiet_logs():
             return asyncio.run(main())
-    except not_enough as exc:
+    except NotEnoughOutcomes as exc:
         console.print(f"no {kind} model trained: {exc}")
         raise typer.Exit(0) from None
     except (*SERVICE_ERRORS, ValueError) as exc:
@@ -91,7 +91,7 @@ def churn(
     """Train the churn model on every stored account outcome; as champion (first model) every
     account's churn risk is rescored with it, else it is registered as the challenger."""
     from worker.engine import load_framework
-    from worker.models.churn import NotEnoughData, TrainParams
+    from worker.models.churn import TrainParams
     from worker.tasks.churn_training import train_churn
 
     s = settings()
@@ -101,9 +101,7 @@ def churn(
     )
     framework = load_framework(s.framework_path)
 
-    done = _run_training(
-        s, "churn", lambda pool: train_churn(pool, framework, params, now()), NotEnoughData
-    )
+    done = _run_training(s, "churn", lambda pool: train_churn(pool, framework, params, now()))
     mv = done.version
     if as_json:
         _print_json(done)
@@ -146,7 +144,7 @@ def deal(
     the closes stored, cut at the data's as-of; as champion (first model) every open deal's
     close probability is rescored with it, else it is registered as the challenger."""
     from worker.engine import load_framework
-    from worker.models.deal_training import DealTrainParams, NotEnoughDeals
+    from worker.models.deal_training import DealTrainParams
     from worker.tasks.deal_training import train_deal
 
     s = settings()
@@ -159,7 +157,6 @@ def deal(
         s,
         "deal",
         lambda pool: train_deal(pool, framework, params, now(), s.deal_challenger_share),
-        NotEnoughDeals,
     )
     mv = done.version
     if as_json:

@@ -42,6 +42,7 @@ from worker.models.deal_explain import DealProfile
 from worker.models.deal_features import ClosedDeal, build_history
 from worker.models.deal_scoring import DealArtifact
 from worker.models.metrics import score_probabilities
+from worker.models.training import NotEnoughOutcomes
 
 __all__ = ["DealTrainParams", "NotEnoughDeals", "TrainedDeal", "train_deal_model"]
 
@@ -55,16 +56,13 @@ class DealTrainParams(BaseModel):
     seed: int = 0
 
 
-class NotEnoughDeals(Exception):
+class NotEnoughDeals(NotEnoughOutcomes):
     """Too few closed deals to learn from: the heuristic stays in charge."""
 
     def __init__(self, won: int, lost: int, params: DealTrainParams) -> None:
         self.won, self.lost = won, lost
-        super().__init__(
-            f"{won} won and {lost} lost deals in the snapshots; a deal model needs at least "
-            f"{params.min_won} won and {params.min_lost} lost: the framework's heuristic stays "
-            "in charge"
-        )
+        needs = {"won": (won, params.min_won), "lost": (lost, params.min_lost)}
+        super().__init__("deal", "deals in the snapshots", needs)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ failing training is logged and the schedule goes on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,8 +20,9 @@ from croniter import croniter
 
 from worker.engine import Framework
 from worker.log import get_logger
-from worker.models.churn import NotEnoughData, TrainParams
-from worker.models.deal_training import DealTrainParams, NotEnoughDeals
+from worker.models.churn import TrainParams
+from worker.models.deal_training import DealTrainParams
+from worker.models.training import NotEnoughOutcomes
 from worker.tasks.base import BackgroundTask
 from worker.tasks.churn_training import train_churn
 from worker.tasks.deal_training import train_deal
@@ -76,26 +77,32 @@ class Retrainer(BackgroundTask):
                 self.log.info("retrain_skipped", reason="another worker is retraining")
                 return {}
             try:
-                done = {"deal": await self._deal(), "churn": await self._churn()}
+                done = {
+                    "deal": await self._train(
+                        train_deal(
+                            self.pool,
+                            self.framework,
+                            self.deal_params,
+                            self.clock(),
+                            self.challenger_share,
+                        )
+                    ),
+                    "churn": await self._train(
+                        train_churn(self.pool, self.framework, self.churn_params, self.clock())
+                    ),
+                }
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", RETRAIN_LOCK)
         self.runs += 1
         self.log.info("retrain_done", **done)
         return done
 
-    async def _deal(self) -> str:
+    @staticmethod
+    async def _train(training: Awaitable[Any]) -> str:
+        """One kind's training: the version saved and its role, or why none was."""
         try:
-            done = await train_deal(
-                self.pool, self.framework, self.deal_params, self.clock(), self.challenger_share
-            )
-        except NotEnoughDeals as exc:
-            return f"skipped: {exc}"
-        return f"{done.version.version} ({done.version.role})"
-
-    async def _churn(self) -> str:
-        try:
-            done = await train_churn(self.pool, self.framework, self.churn_params, self.clock())
-        except NotEnoughData as exc:
+            done = await training
+        except NotEnoughOutcomes as exc:
             return f"skipped: {exc}"
         return f"{done.version.version} ({done.version.role})"
 
