@@ -9,6 +9,10 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# What became of the events a consumer read: FamilyCounts has a field of each name, WorkerMetrics
+# ``events_<name>``, and /metrics an ``outcome`` label of each.
+EVENT_OUTCOMES = ("consumed", "applied", "deduplicated", "stale", "dead_lettered")
+
 
 class PartitionLag(BaseModel):
     model_config = ConfigDict(frozen=True)

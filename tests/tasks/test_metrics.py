@@ -3,11 +3,11 @@ from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 
-from schemas.metrics import WorkerMetrics
+from schemas.metrics import EVENT_OUTCOMES, FamilyCounts, WorkerMetrics
 from worker.http.prometheus import prometheus_text
 from worker.kafka.consumer import BatchTimings
 from worker.kafka.subscription import partition_lag
-from worker.tasks.metrics import snapshot
+from worker.tasks.metrics import family_counts, snapshot
 
 
 def test_percentiles_over_recent_batches():
@@ -90,3 +90,13 @@ def test_account_and_forecast_job_series():
     # the metrics message carries them too (and a consumer of an older one still parses it)
     again = WorkerMetrics.model_validate_json(m.model_dump_json())
     assert again.families == m.families and again.forecast_next_due == scheduler.next_due
+
+
+def test_every_event_outcome_is_a_field_of_the_contract():
+    # snapshot, family_counts and /metrics are driven by EVENT_OUTCOMES: each must be a field
+    assert set(FamilyCounts.model_fields) == {"family", *EVENT_OUTCOMES, "alerts_raised"}
+    events = {f for f in WorkerMetrics.model_fields if f.startswith("events_")}
+    assert events == {f"events_{name}" for name in EVENT_OUTCOMES}
+    counts = family_counts("deal", {"consumed": 5, "duplicates": 2, "alerts": 1})
+    got = (counts.consumed, counts.deduplicated, counts.applied, counts.alerts_raised)
+    assert got == (5, 2, 0, 1)

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from schemas.metrics import WorkerMetrics
+from schemas.metrics import EVENT_OUTCOMES, WorkerMetrics
 
 
 class SnapshotCollector(Collector):
@@ -24,14 +24,8 @@ class SnapshotCollector(Collector):
         events = CounterMetricFamily(
             "revintel_events", "Deal events by outcome", labels=["outcome"]
         )
-        for outcome, value in (
-            ("consumed", m.events_consumed),
-            ("applied", m.events_applied),
-            ("deduplicated", m.events_deduplicated),
-            ("stale", m.events_stale),
-            ("dead_lettered", m.events_dead_lettered),
-        ):
-            events.add_metric([outcome], value)
+        for outcome in EVENT_OUTCOMES:
+            events.add_metric([outcome], getattr(m, f"events_{outcome}"))
         yield events
         yield CounterMetricFamily("revintel_batches", "Batches processed", value=m.batches)
         alerts = CounterMetricFamily("revintel_alerts", "Alerts by step", labels=["step"])
@@ -116,7 +110,7 @@ def _families(m: WorkerMetrics) -> Iterator[Any]:
         "revintel_family_alerts_raised", "Alerts written to the outbox by family", labels=["family"]
     )
     for f in m.families:
-        for outcome in ("consumed", "applied", "deduplicated", "stale", "dead_lettered"):
+        for outcome in EVENT_OUTCOMES:
             events.add_metric([f.family, outcome], getattr(f, outcome))
         alerts.add_metric([f.family], f.alerts_raised)
     yield events

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.metrics import FamilyCounts, PartitionLag, WorkerMetrics
+from schemas.metrics import EVENT_OUTCOMES, FamilyCounts, PartitionLag, WorkerMetrics
 from worker.kafka.consumer import BatchTimings
 from worker.kafka.producer import send_all
 from worker.log import get_logger
@@ -28,17 +28,18 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+# The consumers' counters (``BatchConsumer.stats``) carry their outcome's name, except these.
+_COUNTER_OF = {"deduplicated": "duplicates"}
+
+
+def _outcomes(stats: Mapping[str, int]) -> dict[str, int]:
+    """A consumer's running totals by event outcome (``EVENT_OUTCOMES``)."""
+    return {name: stats.get(_COUNTER_OF.get(name, name), 0) for name in EVENT_OUTCOMES}
+
+
 def family_counts(family: str, stats: Mapping[str, int]) -> FamilyCounts:
     """A consumer's running totals (``BatchConsumer.stats``) as the metrics contract names them."""
-    return FamilyCounts(
-        family=family,
-        consumed=stats.get("consumed", 0),
-        applied=stats.get("applied", 0),
-        deduplicated=stats.get("duplicates", 0),
-        stale=stats.get("stale", 0),
-        dead_lettered=stats.get("dead_lettered", 0),
-        alerts_raised=stats.get("alerts", 0),
-    )
+    return FamilyCounts(family=family, alerts_raised=stats.get("alerts", 0), **_outcomes(stats))
 
 
 def snapshot(
@@ -56,11 +57,7 @@ def snapshot(
         at=datetime.now(UTC),
         uptime_seconds=round(time.monotonic() - timings.started, 3),
         batches=stats.get("batches", 0),
-        events_consumed=stats.get("consumed", 0),
-        events_applied=stats.get("applied", 0),
-        events_deduplicated=stats.get("duplicates", 0),
-        events_stale=stats.get("stale", 0),
-        events_dead_lettered=stats.get("dead_lettered", 0),
+        **{f"events_{name}": n for name, n in _outcomes(stats).items()},
         alerts_raised=stats.get("alerts", 0),
         alerts_published=alerts_published,
         outbox_backlog=backlog,
