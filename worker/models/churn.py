@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 from worker.engine._common import round_half_up
 from worker.models.churn_explain import Explanation, Profile, contributions
 from worker.models.churn_features import FeatureSpec, RawRow
-from worker.models.training import NotEnoughOutcomes
+from worker.models.training import NotEnoughOutcomes, TrainingSummary
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -222,14 +222,9 @@ class Fold:
         }
 
 
-@dataclass(slots=True)
-class Trained:
+@dataclass(frozen=True, slots=True)
+class Trained(TrainingSummary):
     model: ChurnModel
-    samples: dict[str, int]
-    metrics: dict[str, Any]
-    params: dict[str, Any]
-    train_from: datetime
-    train_to: datetime
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 

@@ -42,7 +42,7 @@ from worker.models.deal_explain import DealProfile
 from worker.models.deal_features import ClosedDeal, build_history
 from worker.models.deal_scoring import DealArtifact
 from worker.models.metrics import score_probabilities
-from worker.models.training import NotEnoughOutcomes
+from worker.models.training import NotEnoughOutcomes, TrainingSummary
 
 __all__ = ["DealTrainParams", "NotEnoughDeals", "TrainedDeal", "train_deal_model"]
 
@@ -74,14 +74,9 @@ class KnownAmount:
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class TrainedDeal:
+@dataclass(frozen=True, slots=True)
+class TrainedDeal(TrainingSummary):
     artifact: DealArtifact
-    samples: dict[str, int]
-    metrics: dict[str, Any]
-    params: dict[str, Any]
-    train_from: datetime
-    train_to: datetime
 
 
 def _month_start(at: datetime) -> datetime:

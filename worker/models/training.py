@@ -1,10 +1,14 @@
-"""Pure: what every model's training shares. Too few outcomes of either class: no model."""
+"""Pure: what every model's training shares: too few outcomes of either class is no model; a
+run's summary is what the registry stores beside the artifact."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-__all__ = ["NotEnoughOutcomes"]
+__all__ = ["NotEnoughOutcomes", "TrainingSummary"]
 
 
 class NotEnoughOutcomes(Exception):
@@ -18,3 +22,14 @@ class NotEnoughOutcomes(Exception):
             f"{found} {counted}; a {model} model needs at least {needed}: the framework's "
             "heuristic stays in charge"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSummary:
+    """What a training run says of itself, saved with its version (``store.models.register``)."""
+
+    samples: dict[str, int]  # rows, positive and negative outcomes (and more per kind)
+    metrics: dict[str, Any]  # the held-out figures
+    params: dict[str, Any]  # what was fitted and how
+    train_from: datetime
+    train_to: datetime
