@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -25,7 +25,7 @@ from worker.forecast.runs import (
 )
 from worker.log import get_logger
 from worker.retry import retry_transient
-from worker.tasks.base import BackgroundTask
+from worker.tasks.base import ScheduledTask, utcnow
 
 DEFAULT_CRON = "*/15 * * * *"
 DEFAULT_DAILY_CRON = "0 2 * * *"
@@ -46,11 +46,7 @@ def _previous_tick(cron: str, due: datetime) -> datetime:
     return croniter(cron, due).get_prev(datetime)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class ForecastScheduler(BackgroundTask):
+class ForecastScheduler(ScheduledTask):
     """Runs a forecast on a cron schedule (times in UTC) and publishes each run.
 
     ``cron`` sets the periodic ``scheduled`` runs, ``daily_cron`` the ``daily`` snapshot (one
@@ -80,7 +76,7 @@ class ForecastScheduler(BackgroundTask):
         seed: int = 0,
         framework_version: str | None = None,
         half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         for name, expr in (("cron", cron), ("daily_cron", daily_cron)):
@@ -88,6 +84,7 @@ class ForecastScheduler(BackgroundTask):
                 raise ValueError(f"{name}: {expr!r} is not a valid cron expression")
         if not 1 <= months <= MAX_MONTHS:
             raise ValueError(f"months must be in 1..{MAX_MONTHS}, not {months}")
+        super().__init__(clock, sleep)
         self.pool = pool
         self.producer = producer
         self.topic = topic
@@ -97,8 +94,6 @@ class ForecastScheduler(BackgroundTask):
         self.seed = seed
         self.framework_version = framework_version
         self.half_life_days = half_life_days
-        self._clock = clock
-        self._sleep = sleep
         self.log = get_logger(component="forecast_scheduler")
         self.runs = 0
         self.skipped = 0
@@ -107,7 +102,7 @@ class ForecastScheduler(BackgroundTask):
         self.last_duration_ms: int | None = None
         self.last_as_of: date | None = None
         self.last_error: str | None = None
-        self.next_due: datetime | None = None
+        self._next_kind: ForecastKind = "scheduled"  # of next_due
 
     @classmethod
     def from_settings(
@@ -179,21 +174,18 @@ class ForecastScheduler(BackgroundTask):
         interval = due - _previous_tick(self.daily_cron if kind == "daily" else self.cron, due)
         return due - min(MAX_CLOCK_SKEW, interval / 2)
 
-    async def _run(self) -> None:
-        after = self._clock()
-        while True:
-            due, kind = next_run(self.cron, self.daily_cron, after)
-            self.next_due = due
-            delay = (due - self._clock()).total_seconds()
-            if delay > 0:
-                await self._sleep(delay)
-            try:
-                await self.run_now(kind, not_before=self._not_before(due, kind))
-            except ForecastUnavailable as exc:
-                self.skipped += 1
-                self.log.info("forecast_skipped", reason=str(exc))
-            except Exception as exc:
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.log.error("forecast_run_failed", kind=kind, error=repr(exc))
-            after = max(due, self._clock())
+    def due_after(self, after: datetime) -> datetime:
+        due, self._next_kind = next_run(self.cron, self.daily_cron, after)
+        return due
+
+    async def run_due(self, due: datetime) -> None:
+        kind = self._next_kind
+        try:
+            await self.run_now(kind, not_before=self._not_before(due, kind))
+        except ForecastUnavailable as exc:
+            self.skipped += 1
+            self.log.info("forecast_skipped", reason=str(exc))
+        except Exception as exc:
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.log.error("forecast_run_failed", kind=kind, error=repr(exc))

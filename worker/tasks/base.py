@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 
 class BackgroundTask:
@@ -32,3 +35,43 @@ class BackgroundTask:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ScheduledTask(BackgroundTask):
+    """A task run at the instants of a schedule (clock ticks, forecasts, retraining).
+
+    The wall clock decides only *when* a run starts; ``clock`` and ``sleep`` are test hooks.
+    Instants missed while a run overran are skipped, not caught up. Subclasses give the
+    schedule (``due_after``) and the run (``run_due``), which deals with its own failures: the
+    schedule goes on. ``next_due`` is the instant waited for (for metrics)."""
+
+    next_due: datetime | None = None
+
+    def __init__(
+        self,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+
+    def due_after(self, after: datetime) -> datetime:
+        """The schedule's next instant strictly after ``after``."""
+        raise NotImplementedError
+
+    async def run_due(self, due: datetime) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        after = self._clock()
+        while True:
+            due = self.next_due = self.due_after(after)
+            delay = (due - self._clock()).total_seconds()
+            if delay > 0:
+                await self._sleep(delay)
+            await self.run_due(due)
+            after = max(due, self._clock())

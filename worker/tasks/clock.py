@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,14 +21,10 @@ from aiokafka import AIOKafkaProducer
 from worker.kafka.ticks import floor_instant, publish_tick
 from worker.log import get_logger
 from worker.store.clock import try_lead
-from worker.tasks.base import BackgroundTask
+from worker.tasks.base import ScheduledTask, utcnow
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class ClockPublisher(BackgroundTask):
+class ClockPublisher(ScheduledTask):
     task_name = "clock-publisher"
 
     def __init__(
@@ -37,17 +33,16 @@ class ClockPublisher(BackgroundTask):
         producer: AIOKafkaProducer,
         topics: Sequence[str],
         interval: timedelta,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         if interval <= timedelta(0):
             raise ValueError("the tick interval must be positive")
+        super().__init__(clock, sleep)
         self.pool = pool
         self.producer = producer
         self.topics = list(topics)
         self.interval = interval
-        self._clock = clock
-        self._sleep = sleep
         self._leader: asyncpg.Connection | None = None
         self.published = 0
         self.last_tick: datetime | None = None
@@ -74,15 +69,18 @@ class ClockPublisher(BackgroundTask):
         self.log.info("tick_published", at=at.isoformat(), records=sent)
         return sent
 
+    def due_after(self, after: datetime) -> datetime:
+        return floor_instant(after, self.interval) + self.interval
+
+    async def run_due(self, due: datetime) -> None:
+        try:
+            await self.tick_once(due)
+        except Exception as exc:  # retried at the next tick; a missed day is late
+            self.log.warning("tick_failed", at=due.isoformat(), error=repr(exc))
+
     async def _run(self) -> None:
         try:
-            while True:
-                due = floor_instant(self._clock(), self.interval) + self.interval
-                await self._sleep(max(0.0, (due - self._clock()).total_seconds()))
-                try:
-                    await self.tick_once(due)
-                except Exception as exc:  # retried at the next tick; a missed day is late
-                    self.log.warning("tick_failed", at=due.isoformat(), error=repr(exc))
+            await super()._run()
         finally:
             if self._leader is not None:
                 await self.pool.release(self._leader)

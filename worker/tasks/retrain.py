@@ -10,7 +10,6 @@ failing training is logged and the schedule goes on.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from worker.log import get_logger
 from worker.models.churn import TrainParams
 from worker.models.deal_training import DealTrainParams
 from worker.models.training import NotEnoughOutcomes
-from worker.tasks.base import BackgroundTask
+from worker.tasks.base import ScheduledTask, utcnow
 from worker.tasks.churn_training import train_churn
 from worker.tasks.deal_training import train_deal
 
@@ -38,11 +37,7 @@ def next_retrain(cron: str, after: datetime) -> datetime:
     return croniter(cron, after.astimezone(UTC)).get_next(datetime)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Retrainer(BackgroundTask):
+class Retrainer(ScheduledTask):
     """Retrains the deal and churn models on a cron schedule (challengers only)."""
 
     task_name = "retrain"
@@ -56,17 +51,17 @@ class Retrainer(BackgroundTask):
         deal_params: DealTrainParams | None = None,
         churn_params: TrainParams | None = None,
         challenger_share: float = 0.0,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if not croniter.is_valid(cron):
             raise ValueError(f"not a cron expression: {cron!r}")
+        super().__init__(clock)
         self.pool = pool
         self.framework = framework
         self.cron = cron
         self.deal_params = deal_params or DealTrainParams()
         self.churn_params = churn_params or TrainParams()
         self.challenger_share = challenger_share
-        self.clock = clock
         self.runs = 0
         self.log = get_logger(component="retrain")
 
@@ -83,12 +78,12 @@ class Retrainer(BackgroundTask):
                             self.pool,
                             self.framework,
                             self.deal_params,
-                            self.clock(),
+                            self._clock(),
                             self.challenger_share,
                         )
                     ),
                     "churn": await self._train(
-                        train_churn(self.pool, self.framework, self.churn_params, self.clock())
+                        train_churn(self.pool, self.framework, self.churn_params, self._clock())
                     ),
                 }
             finally:
@@ -106,11 +101,11 @@ class Retrainer(BackgroundTask):
             return f"skipped: {exc}"
         return f"{done.version.version} ({done.version.role})"
 
-    async def _run(self) -> None:
-        while True:
-            due = next_retrain(self.cron, self.clock())
-            await asyncio.sleep(max(0.0, (due - self.clock()).total_seconds()))
-            try:
-                await self.run_once()
-            except (ValueError, OSError, asyncpg.PostgresError) as exc:
-                self.log.error("retrain_failed", error=repr(exc))
+    def due_after(self, after: datetime) -> datetime:
+        return next_retrain(self.cron, after)
+
+    async def run_due(self, due: datetime) -> None:
+        try:
+            await self.run_once()
+        except (ValueError, OSError, asyncpg.PostgresError) as exc:
+            self.log.error("retrain_failed", error=repr(exc))
