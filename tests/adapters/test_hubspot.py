@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ from worker.adapters import DELETED_REASON, AdapterError, adapt
 
 from .conftest import fixture_bytes, replay
 
-DEAL = "hs-15829437081"
+DEAL = "hs-62515-15829437081"
 
 
 def test_creation_batch_builds_the_deal(events_of):
@@ -78,7 +79,7 @@ def test_closedwon_becomes_closed_won_after_the_amount_update(events_of):
 def test_closedlost_becomes_closed_lost(events_of):
     (event,) = events_of("hubspot", "closed_lost")
     assert event.type == "deal.closed_lost"
-    assert event.subject == "hs-15829437999"
+    assert event.subject == "hs-62515-15829437999"
 
 
 def test_deletion_closes_the_deal_as_lost(events_of):
@@ -170,16 +171,51 @@ def test_a_company_beside_a_deal_is_skipped_and_the_deal_kept(stages):
     assert events.skipped == ["subscription type 'company.creation' is not about deals"]
 
 
-def test_cleared_and_untracked_properties_yield_nothing(stages):
+def test_untracked_properties_and_empty_stages_yield_nothing(stages):
+    raw = (
+        b'[{"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 1,'
+        b' "occurredAt": 1748855704211, "propertyName": "dealstage", "propertyValue": ""},'
+        b' {"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 2,'
+        b' "occurredAt": 1748855704211, "propertyName": "description", "propertyValue": "x"},'
+        b' {"subscriptionType": "deal.associationChange", "objectId": 5, "eventId": 3,'
+        b' "occurredAt": 1748855704211},'
+        b' {"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 4,'
+        b' "occurredAt": 1748855704211, "propertyName": "deal_currency_code",'
+        b' "propertyValue": null}]'
+    )
+    assert adapt("hubspot", raw, stages) == []
+
+
+def test_an_emptied_property_clears_the_field(stages):
+    """Issue 10: cleared fields clear (an emptied amount used to be ignored, the old amount
+    kept)."""
     raw = (
         b'[{"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 1,'
         b' "occurredAt": 1748855704211, "propertyName": "amount", "propertyValue": ""},'
         b' {"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 2,'
-        b' "occurredAt": 1748855704211, "propertyName": "description", "propertyValue": "x"},'
-        b' {"subscriptionType": "deal.associationChange", "objectId": 5, "eventId": 3,'
-        b' "occurredAt": 1748855704211}]'
+        b' "occurredAt": 1748855704212, "propertyName": "closedate", "propertyValue": null}]'
     )
-    assert adapt("hubspot", raw, stages) == []
+    events = adapt("hubspot", raw, stages)
+    assert [(e.type, e.data.cleared) for e in events] == [
+        ("deal.updated", ["amount"]),
+        ("deal.updated", ["expected_close_date"]),
+    ]
+    state = replay([*adapt("hubspot", fixture_bytes("hubspot", "creation"), stages)])
+    assert state is not None and state.amount is not None
+    cleared = replay([e.model_copy(update={"subject": state.deal_id}) for e in events], state)
+    assert cleared is not None and (cleared.amount, cleared.expected_close_date) == (None, None)
+
+
+def test_two_portals_do_not_collide(stages):
+    """Issue 10: ids include the portal (the same objectId in two portals is two deals)."""
+    note = json.loads(fixture_bytes("hubspot", "creation"))[0]
+    one = adapt("hubspot", json.dumps({**note, "portalId": 1}).encode(), stages)
+    two = adapt("hubspot", json.dumps({**note, "portalId": 2}).encode(), stages)
+    assert (one[0].subject, two[0].subject) == (
+        f"hs-1-{note['objectId']}",
+        f"hs-2-{note['objectId']}",
+    )
+    assert one[0].id != two[0].id
 
 
 def test_a_single_object_body_is_accepted(stages):

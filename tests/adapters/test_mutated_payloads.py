@@ -252,10 +252,27 @@ HS_PROPERTIES = [
         ),
     ),
     prop("notes_last_contacted", stamps.map(lambda p: (stamp(*p), {"last_activity_at": p[0]}))),
-    st.tuples(  # a cleared value: nothing to say
-        st.sampled_from(["amount", "dealstage", "dealname", "closedate"]),
+    st.tuples(  # an emptied stage or currency: nothing to say (a deal always has them)
+        st.sampled_from(["dealstage", "deal_currency_code"]),
         st.sampled_from([None, "", "   "]),
         st.none(),
+    ),
+    st.tuples(  # an emptied field of ours that can be empty: cleared
+        st.sampled_from(["amount", "dealname", "closedate", "hubspot_owner_id"]),
+        st.sampled_from([None, "", "   "]),
+        st.none(),
+    ).map(
+        lambda p: (
+            p[0],
+            p[1],
+            {
+                "cleared": [
+                    {"dealname": "name", "closedate": "expected_close_date"}.get(
+                        p[0], "owner" if p[0] == "hubspot_owner_id" else p[0]
+                    )
+                ]
+            },
+        )
     ),
     st.tuples(  # an untracked property
         st.sampled_from(["pipeline", "hs_lastmodifieddate", "hs_deal_stage_probability"]),
@@ -337,8 +354,9 @@ def hubspot_notes(draw: st.DrawFn, pick: tuple[str, int] | None = None) -> tuple
     for key in dropped:
         del note[key]
     source = "hubspot" if "portalId" in dropped else "hubspot/portal/62515"
-    env = (f"hs-{object_id}", source, at)
-    base_id = f"hs-{object_id}-{ms(at)}-{event_id}"
+    deal = f"hs-{object_id}" if "portalId" in dropped else f"hs-62515-{object_id}"
+    env = (deal, source, at)
+    base_id = f"{deal}-{ms(at)}-{event_id}"
 
     kind = (
         pick[0] if pick else draw(st.sampled_from(["property"] * 4 + ["object"] * 2 + ["broken"]))
@@ -734,19 +752,46 @@ PD_BREAKS = [
 ]
 
 
+PD_FIELD = {  # deal field -> ours; those we can empty are cleared when the change empties them
+    "title": "name",
+    "value": "amount",
+    "currency": "currency",
+    "expected_close_date": "expected_close_date",
+    "owner_id": "owner",
+    "owner_name": "owner",
+    "org_id": "company",
+    "org_name": "company",
+    "last_activity_date": "last_activity_at",
+    "done_activities_count": "interactions",
+}
+PD_CLEARABLE = {"name", "amount", "expected_close_date", "owner", "company"}
+
+
 def pd_events(
-    action: str, deal: dict[str, Any], keys: set[str], ours: dict[str, Any], envelope: tuple
+    action: str,
+    deal: dict[str, Any],
+    keys: set[str],
+    ours: dict[str, Any],
+    envelope: tuple,
+    clears: bool = False,
 ) -> Expected:
     """The documented events of a Pipedrive change of ``keys`` of ``deal`` (``ours``: its
-    fields as we map them)."""
+    fields as we map them; ``clears``: ``keys`` are exactly the changed fields, so an emptied
+    one is cleared)."""
     event_id, *env = envelope
     if action == "delete" or (deal["status"] == "deleted" and "status" in keys):
         return [("deal.closed_lost", event_id, *env, {"reason": DELETED_REASON})]
-    fields = {}
+    fields: dict[str, Any] = {}
+    cleared: list[str] = []
     for key in PD_ORDER:
         if key in keys and ours.get(key, (None, None))[1] is not None:
             field, value = ours[key]
             fields[field] = value
+        elif clears and key in keys and deal.get(key) is None:
+            cleared.append(PD_FIELD[key])
+    emptied = [f for f in dict.fromkeys(cleared) if f in PD_CLEARABLE and f not in fields]
+    if emptied:
+        fields["cleared"] = emptied
     closure = {}
     status_changed = action == "create" or "status" in keys
     if deal["status"] in ("won", "lost") and status_changed:
@@ -814,8 +859,10 @@ def pipedrive_bodies(draw: st.DrawFn, pick: int | None = None) -> tuple[Any, Exp
     if action == "create" and deal["status"] == "deleted":
         deal["status"] = "open"
 
+    deal_id = f"pd-{entity_id}" if source == "pipedrive" else f"pd-13414617-{entity_id}"
+    clears = action == "change" and bool(body["previous"])
     expected = pd_events(
-        action, deal, keys, ours, (f"pd-{entity_id}-{meta_id}", f"pd-{entity_id}", source, at)
+        action, deal, keys, ours, (f"{deal_id}-{meta_id}", deal_id, source, at), clears
     )
     if pick is not None or draw(one_in(4)):
         where, key, value, expected = entry(draw, PD_BREAKS, pick)

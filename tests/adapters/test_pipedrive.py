@@ -15,8 +15,8 @@ from .conftest import FIXTURES, fixture_bytes, replay
 def test_create(events_of):
     (event,) = events_of("pipedrive", "create")
     assert event.type == "deal.created"
-    assert event.subject == "pd-1201"
-    assert event.id == "pd-1201-7a0f6c3e-2a57-4a70-9f0e-5c3f1d2b8e41"
+    assert event.subject == "pd-13414617-1201"
+    assert event.id == "pd-13414617-1201-7a0f6c3e-2a57-4a70-9f0e-5c3f1d2b8e41"
     assert event.source == "pipedrive/13414617"
     assert event.time == datetime(2025, 6, 2, 9, 15, 4, 118000, tzinfo=UTC)
     assert event.data.model_dump(exclude_none=True) == {
@@ -96,8 +96,8 @@ def test_created_won_gets_created_then_closed(stages):
 def test_a_v1_update_maps_the_fields_that_differ_from_previous(events_of):
     (event,) = events_of("pipedrive", "v1_updated")
     assert event.type == "deal.updated"
-    assert event.subject == "pd-1201"
-    assert event.id == "pd-1201-v1-1750428171402000"
+    assert event.subject == "pd-13414617-1201"
+    assert event.id == "pd-13414617-1201-v1-1750428171402000"
     assert event.data.model_dump(exclude_none=True) == {"amount": Decimal("21500")}
 
 
@@ -137,3 +137,17 @@ def test_bad_payloads_raise_with_a_reason(mutate, fragment, stages):
 def test_a_non_object_body_raises(stages):
     with pytest.raises(AdapterError, match="not a JSON object"):
         adapt("pipedrive", b"[]", stages)
+
+
+def test_an_emptied_field_clears_and_two_companies_do_not_collide(stages):
+    """Issue 10: cleared fields clear (a v2 change naming the close date in ``previous`` with
+    null in ``data`` used to be ignored), and deal ids carry the company."""
+    body = json.loads(fixture_bytes("pipedrive", "change_value"))
+    body["previous"] = {"expected_close_date": "2025-09-15", "value": 18000}
+    body["data"]["expected_close_date"] = None
+    (event,) = adapt("pipedrive", json.dumps(body).encode(), stages)
+    assert event.type == "deal.updated" and event.data.cleared == ["expected_close_date"]
+    assert event.data.amount is not None
+    body["meta"]["company_id"] = 99
+    (other,) = adapt("pipedrive", json.dumps(body).encode(), stages)
+    assert (event.subject, other.subject) == ("pd-13414617-1201", "pd-99-1201")

@@ -213,3 +213,20 @@ def test_bad_payloads_raise_with_a_reason(body, fragment, stages):
     with pytest.raises(AdapterError) as err:
         adapt("salesforce", json.dumps(body).encode(), stages)
     assert fragment in err.value.reason
+
+
+def test_nulled_fields_clear(stages):
+    """Issue 10: cleared fields clear. The header's nulledFields names what the change emptied
+    (the close date here); it used to be ignored and the old date kept."""
+    body = json.loads(fixture_bytes("salesforce", "update_cometd"))
+    header = body["data"]["payload"]["ChangeEventHeader"]
+    header["changedFields"] = ["Amount", "CloseDate", "OwnerId", "LastModifiedDate"]
+    header["nulledFields"] = ["CloseDate", "OwnerId"]
+    body["data"]["payload"].update(CloseDate=None, OwnerId=None)
+    (event,) = adapt("salesforce", json.dumps(body).encode(), stages)
+    assert event.type == "deal.updated"
+    assert event.data.amount == Decimal("125000.00")
+    assert event.data.cleared == ["expected_close_date", "owner"]
+    header["nulledFields"] = ["0x02"]  # a Pub/Sub bitmap: not readable without the schema
+    (event,) = adapt("salesforce", json.dumps(body).encode(), stages)
+    assert event.data.cleared is None

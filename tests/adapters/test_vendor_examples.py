@@ -34,8 +34,8 @@ def test_a_deal_in_hubspots_documented_shape_maps(stages):
     raw = example("hubspot", "webhooks_api_example").replace(b"contact.", b"deal.")
     raw = raw.replace(b'"lifecyclestage"', b'"amount"').replace(b'"subscriber"', b'"1200"')
     created, updated = adapt("hubspot", raw, stages)
-    assert (created.type, created.subject) == ("deal.created", "hs-1246978")
-    assert (updated.type, updated.subject) == ("deal.updated", "hs-1246965")
+    assert (created.type, created.subject) == ("deal.created", "hs-33-1246978")
+    assert (updated.type, updated.subject) == ("deal.updated", "hs-33-1246965")
     assert updated.data.amount == Decimal("1200")
 
 

@@ -254,13 +254,15 @@ async def test_a_signed_delivery_becomes_a_scored_deal_once(hook_settings, db):
         assert (first.status_code, retry.status_code, health.status_code) == (200, 200, 200)
 
         async def stored():
-            row = await db.fetchrow("SELECT amount FROM deals WHERE deal_id = $1", f"hs-{deal}")
+            row = await db.fetchrow(
+                "SELECT amount FROM deals WHERE deal_id = $1", f"hs-62515-{deal}"
+            )
             return row is not None and row["amount"] == Decimal("48000")
 
         await eventually(stored, within=30)
         await asyncio.sleep(1)  # the retry's batch, if it were to apply anything, has landed
         applied = await db.fetchval(
-            "SELECT count(*) FROM applied_events WHERE event_id LIKE $1", f"hs-{deal}-%"
+            "SELECT count(*) FROM applied_events WHERE event_id LIKE $1", f"hs-62515-{deal}-%"
         )
     finally:
         await worker.broker.stop()

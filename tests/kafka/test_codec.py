@@ -56,12 +56,12 @@ HUBSPOT = (
 def test_vendor_topic_is_normalised_by_its_adapter():
     out = decode(record(HUBSPOT, key=None), 10_000, {"t": "hubspot"})
     assert isinstance(out, list) and [i.event.type for i in out] == ["deal.updated"]
-    assert out[0].event.subject == "hs-555" and out[0].event.data.amount == 900
+    assert out[0].event.subject == "hs-7-555" and out[0].event.data.amount == 900
 
 
 def test_source_header_overrides_the_topic():
     out = decode(record(HUBSPOT, key=None, headers=[("revintel-source", b"hubspot")]), 10_000)
-    assert isinstance(out, list) and out[0].event.subject == "hs-555"
+    assert isinstance(out, list) and out[0].event.subject == "hs-7-555"
 
 
 def test_unmappable_vendor_payload_is_rejected_with_the_adapter_reason():
@@ -84,7 +84,7 @@ def test_a_bad_item_of_a_vendor_batch_is_rejected_alone():
     assert isinstance(out, list)
     (rejected,) = [o for o in out if isinstance(o, Rejected)]
     (applied,) = [o for o in out if isinstance(o, Incoming)]
-    assert applied.event.subject == "hs-555"
+    assert applied.event.subject == "hs-7-555"
     assert rejected.error == "unmappable" and "item [1]" in rejected.reason
     assert json.loads(rejected.ref.value) == bad  # the dead letter holds the bad item alone
     assert rejected.ref.log_context() == {"topic": "t", "partition": 2, "offset": 41}

@@ -10,8 +10,9 @@ Conventions shared by every adapter (see the adapter modules for the per-vendor 
 - Deal ids keep a vendor prefix (``hs-``, ``sf-``, ``pd-``) so two CRMs can feed one worker.
 - Event ids are derived from the vendor's event identity, never from the delivery attempt, so
   a redelivered webhook yields the same id and the worker dedupes it.
-- A property we do not track yields no event (not an error); a cleared value (empty/null)
-  yields nothing either: ``DealFields`` has no way to say "cleared", only "unchanged".
+- A property we do not track yields no event (not an error). A tracked property the change
+  empties (empty/null) is named in ``DealFields.cleared`` when our field can be empty (name,
+  company, owner, amount, close date...): the merge clears it.
 - A change to a closed stage becomes ``deal.closed_won`` / ``deal.closed_lost`` (carrying the
   amount when it changed in the same change); the other changed fields ride on a
   ``deal.updated`` emitted just before it, at the same time.
@@ -31,11 +32,17 @@ from decimal import Decimal, InvalidOperation
 from functools import wraps
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from schemas.deal_events import CLOSED_STAGES, DealEvent, DealEventAdapter, DealStage
+from schemas.deal_events import (
+    CLOSED_STAGES,
+    ClearableField,
+    DealEvent,
+    DealEventAdapter,
+    DealStage,
+)
 
 DELETED_REASON = "deleted in CRM"
 Source = Literal["hubspot", "salesforce", "pipedrive"]
@@ -297,22 +304,38 @@ FieldTable = Mapping[str, tuple[str, Converter]]
 """Vendor field name -> (our ``DealFields`` name, converter)."""
 
 
+CLEARABLE = frozenset(get_args(ClearableField))
+
+
 def map_fields(
-    table: FieldTable, values: Mapping[str, Any], names: Iterable[str]
+    table: FieldTable, values: Mapping[str, Any], names: Iterable[str], *, clears: bool = False
 ) -> dict[str, Any]:
     """Our ``DealFields`` values of the vendor fields ``names`` of ``values``, converted in that
     order through ``table`` (a later field mapped to the same one of ours wins). A name the
-    table lacks, a blank value and a value its converter turns into None yield nothing."""
+    table lacks and a value its converter turns into None yield nothing. A blank value yields
+    nothing either, unless ``clears`` (``names`` are the fields the change really changed):
+    then our field is named in ``cleared`` when clearable and not set by another name."""
     fields: dict[str, Any] = {}
+    cleared: list[str] = []
     for name in names:
-        value = values.get(name)
-        if blank(value) or name not in table:
+        if name not in table:
             continue
+        value = values.get(name)
         field, convert = table[name]
+        if blank(value):
+            if clears and field in CLEARABLE:
+                cleared.append(field)
+            continue
         converted = convert(value, name)
         if converted is not None:
             fields[field] = converted
-    return fields
+    return with_cleared(fields, cleared)
+
+
+def with_cleared(fields: dict[str, Any], cleared: Iterable[str]) -> dict[str, Any]:
+    """``fields`` with ``cleared`` naming the clearable ones of ``cleared`` it does not set."""
+    emptied = [f for f in dict.fromkeys(cleared) if f in CLEARABLE and f not in fields]
+    return {**fields, "cleared": emptied} if emptied else fields
 
 
 # --------------------------------------------------------------------------- building events

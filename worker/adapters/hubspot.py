@@ -12,7 +12,8 @@ Mapping:
 - ``deal.propertyChange`` of a tracked property -> ``deal.updated``; of ``dealstage`` ->
   ``deal.stage_changed`` or, for a stage mapped to closed_won/closed_lost,
   ``deal.closed_won`` / ``deal.closed_lost``. Untracked properties (``hs_deal_stage_probability``,
-  ``pipeline``, ``hs_lastmodifieddate``...) and cleared values -> no event.
+  ``pipeline``, ``hs_lastmodifieddate``...) -> no event; an emptied tracked property ->
+  ``deal.updated`` naming it in ``cleared`` (an empty ``dealstage`` -> no event).
 - ``deal.deletion`` (and ``deal.privacyDeletion``) -> ``deal.closed_lost`` with reason
   ``"deleted in CRM"``: the deal leaves the open pipeline; our contract has no deletion.
 - ``deal.associationChange`` -> no event. ``deal.merge`` and ``deal.restore`` -> AdapterError:
@@ -25,10 +26,11 @@ The type is read from ``subscriptionType`` or, as in HubSpot's own documented ex
 payload, ``eventType``. The generic format (``object.creation``, ``object.propertyChange``...)
 names the object in ``objectTypeId``: ``0-3`` is a deal, any other id is skipped.
 
-Ids: the deal id is ``hs-<objectId>`` (HubSpot object ids are unique within a portal; run one
-portal per worker, or map portals to distinct sources upstream). HubSpot documents ``eventId``
-as *not* guaranteed unique, so the event id combines it with the object, the occurrence time
-and the property: ``hs-<objectId>-<occurredAt>-<eventId>[-<propertyName>]``; retries
+Ids: the deal id is ``hs-<portalId>-<objectId>`` (HubSpot object ids are unique only within
+a portal, so two portals feeding one worker cannot collide); ``hs-<objectId>`` when a
+notification names no portal. HubSpot documents ``eventId`` as *not* guaranteed unique, so the
+event id combines it with the deal id, the occurrence time and the property:
+``<deal id>-<occurredAt>-<eventId>[-<propertyName>]``; retries
 (``attemptNumber`` > 0) keep the same id and are deduplicated by the worker. The event time is
 ``occurredAt``, so a late retry of an older change is recognised as stale by the merge.
 
@@ -52,6 +54,7 @@ from worker.adapters.base import (
     each_item,
     guarded,
     ident,
+    map_fields,
     ms_of,
     require,
     sort_by_time,
@@ -111,9 +114,10 @@ def _one(note: Any, stages: StageMap) -> list[DealEvent]:
     occurred_raw = require(note, "occurredAt", "notification")
     at = to_datetime(occurred_raw, "occurredAt")
     portal = note.get("portalId")
-    source = f"{SOURCE_PREFIX}/portal/{ident(portal, 'portalId')}" if portal else SOURCE_PREFIX
-    subject = f"hs-{object_id}"
-    base_id = f"hs-{object_id}-{ms_of(at)}-{event_id}"
+    portal_id = ident(portal, "portalId") if portal else None
+    source = f"{SOURCE_PREFIX}/portal/{portal_id}" if portal_id else SOURCE_PREFIX
+    subject = f"hs-{portal_id}-{object_id}" if portal_id else f"hs-{object_id}"
+    base_id = f"{subject}-{ms_of(at)}-{event_id}"
     envelope = {"source": source, "time": at, "subject": subject}
 
     if kind == "deal.creation":
@@ -125,18 +129,19 @@ def _one(note: Any, stages: StageMap) -> list[DealEvent]:
 
     prop = text(require(note, "propertyName", "notification"), "propertyName")
     value = note.get("propertyValue")
-    if blank(value):
-        return []  # a cleared property: nothing our contract can express
     if prop.casefold() == "dealstage":
+        if blank(value):
+            return []  # a deal always has a stage: an empty one tells nothing
         stage = stages.lookup("hubspot", text(value, "dealstage"))
         if stage is None:
             return []  # an unknown stage, recorded by a lenient map
-        fields = {"stage": stage}
+        fields: dict[str, Any] = {"stage": stage}
     elif prop.casefold() in PROPERTIES:
-        field, convert = PROPERTIES[prop.casefold()]
-        fields = {field: convert(value, prop)}
+        fields = map_fields(PROPERTIES, {prop.casefold(): value}, [prop.casefold()], clears=True)
     else:
         return []  # not a property we track
+    if not fields:
+        return []  # emptied, and ours cannot be empty (a currency, a count)
     prop_id = f"{base_id}-{prop.casefold()}"
     return change_events(created=False, id=prop_id, fields=fields, **envelope)
 

@@ -26,8 +26,13 @@ owner_name or owner_id -> owner, org_name (or an expanded ``org_id.name``) -> co
 organisation id is not a name and is skipped), last_activity_date -> last_activity_at,
 done_activities_count -> interactions.
 
-Ids: the deal id is ``pd-<entity_id>``; the event id is ``pd-<entity_id>-<meta.id>`` (a
-redelivery, ``meta.attempt`` > 1, keeps ``meta.id``). The event time is ``meta.timestamp``.
+Cleared fields: a changed field (named in ``previous``) that is now empty (null or "") is named
+in ``cleared`` when ours can be empty (title, value, close date, owner, organisation).
+
+Ids: the deal id is ``pd-<company_id>-<entity_id>`` (``pd-<entity_id>`` when the meta names no
+company: deal ids are unique within one Pipedrive company account only); the event id is
+``<deal id>-<meta.id>`` (a redelivery, ``meta.attempt`` > 1, keeps ``meta.id``). The event time
+is ``meta.timestamp``.
 """
 
 from __future__ import annotations
@@ -104,8 +109,7 @@ def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
     action = text(require(meta, "action", "meta"), "meta.action")
     deal_id = ident(require(meta, "entity_id", "meta"), "meta.entity_id")
     at = to_datetime(require(meta, "timestamp", "meta"), "meta.timestamp")
-    event_id = f"pd-{deal_id}-{ident(require(meta, 'id', 'meta'), 'meta.id')}"
-    envelope = _envelope(meta, deal_id, event_id, at)
+    envelope = _envelope(meta, deal_id, ident(require(meta, "id", "meta"), "meta.id"), at)
     if action == "delete":
         return [deleted(**envelope)]
     if action not in ("create", "change"):
@@ -115,10 +119,8 @@ def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
         raise AdapterError(f"pipedrive {action} has no deal in 'data'")
     previous = body.get("previous")
     if action == "create" or not isinstance(previous, dict) or not previous:
-        changed = set(deal)
-    else:
-        changed = set(previous)
-    return _mapped(action, deal, changed, envelope, stages)
+        return _mapped(action, deal, set(deal), envelope, stages)
+    return _mapped(action, deal, set(previous), envelope, stages, clears=True)
 
 
 # webhooks v1 ``meta.action`` -> the v2 action it is mapped as (a v1 merge reports the
@@ -130,7 +132,7 @@ def _v1(body: dict[str, Any], meta: dict[str, Any], stages: StageMap) -> list[De
     """A webhooks v1 body: ``meta.object`` / ``meta.action`` (added, updated, merged,
     deleted), the deal in ``current`` and its whole previous state in ``previous`` (the
     changed fields are those that differ). ``meta.id`` is the deal id; the event id is
-    ``pd-<id>-v1-<timestamp_micro>`` (a retry, ``retry`` > 0, repeats the meta)."""
+    ``<deal id>-v1-<timestamp_micro>`` (a retry, ``retry`` > 0, repeats the meta)."""
     entity = text(require(meta, "object", "meta"), "meta.object")
     if entity != "deal":
         raise AdapterError(f"pipedrive entity {entity!r} is not a deal")
@@ -146,7 +148,7 @@ def _v1(body: dict[str, Any], meta: dict[str, Any], stages: StageMap) -> list[De
     else:
         at = to_datetime(require(meta, "timestamp", "meta"), "meta.timestamp")
         stamp = to_count(meta["timestamp"], "meta.timestamp")
-    envelope = _envelope(meta, deal_id, f"pd-{deal_id}-v1-{stamp}", at)
+    envelope = _envelope(meta, deal_id, f"v1-{stamp}", at)
     if action == "delete":
         return [deleted(**envelope)]
     deal = body.get("current")
@@ -154,16 +156,19 @@ def _v1(body: dict[str, Any], meta: dict[str, Any], stages: StageMap) -> list[De
         raise AdapterError(f"pipedrive v1 {verb} has no deal in 'current'")
     previous = body.get("previous")
     if action == "create" or not isinstance(previous, dict):
-        changed = set(deal)
-    else:
-        changed = {k for k, v in deal.items() if previous.get(k) != v}
-    return _mapped(action, deal, changed, envelope, stages)
+        return _mapped(action, deal, set(deal), envelope, stages)
+    changed = {k for k, v in deal.items() if previous.get(k) != v}
+    return _mapped(action, deal, changed, envelope, stages, clears=True)
 
 
 def _envelope(meta: dict[str, Any], deal_id: str, event_id: str, at: Any) -> dict[str, Any]:
+    """The events' id, source, time and deal id (``pd-<company_id>-<id>``: Pipedrive deal ids
+    are unique within a company account only)."""
     company = meta.get("company_id")
-    source = f"{SOURCE_PREFIX}/{ident(company, 'company_id')}" if company else SOURCE_PREFIX
-    return {"id": event_id, "source": source, "time": at, "subject": f"pd-{deal_id}"}
+    company_id = ident(company, "company_id") if company else None
+    source = f"{SOURCE_PREFIX}/{company_id}" if company_id else SOURCE_PREFIX
+    subject = f"pd-{company_id}-{deal_id}" if company_id else f"pd-{deal_id}"
+    return {"id": f"{subject}-{event_id}", "source": source, "time": at, "subject": subject}
 
 
 def _mapped(
@@ -172,9 +177,11 @@ def _mapped(
     changed: set[str],
     envelope: dict[str, Any],
     stages: StageMap,
+    clears: bool = False,
 ) -> list[DealEvent]:
-    """The events of a created or changed deal, ``changed`` naming its changed fields."""
-    fields = map_fields(FIELDS, deal, [key for key in FIELDS if key in changed])
+    """The events of a created or changed deal, ``changed`` naming its changed fields (with
+    ``clears``, exactly: an emptied one is cleared)."""
+    fields = map_fields(FIELDS, deal, [key for key in FIELDS if key in changed], clears=clears)
     status = deal.get("status", "open")
     closure: dict[str, Any] = {}
     if status == "deleted" and "status" in changed:

@@ -18,7 +18,8 @@ Mapping (one set of events per record id, since a bulk change lists several reco
   ``StageName`` to an open stage -> ``deal.stage_changed``; to Closed Won/Lost ->
   ``deal.closed_won`` / ``deal.closed_lost`` (with the new ``Amount`` if it changed); other
   tracked fields -> ``deal.updated``; only untracked fields (``LastModifiedDate``,
-  ``Probability``...) -> no event. Nulled fields are not expressible and are ignored.
+  ``Probability``...) -> no event. The header's ``nulledFields`` (names) that we map to a
+  field that can be empty are named in ``cleared``; as Pub/Sub bitmaps they are passed over.
 - ``DELETE`` -> ``deal.closed_lost`` with reason ``"deleted in CRM"``.
 - ``UNDELETE`` -> the full record again (reopens the deal through its ``StageName``).
 - ``GAP_*`` (``GAP_CREATE``, ``GAP_UPDATE``, ``GAP_DELETE``, ``GAP_UNDELETE``,
@@ -36,7 +37,9 @@ LastActivityDate -> last_activity_at (midnight UTC). AccountId is an id, not a c
 name, and is not mapped.
 
 Ids: the deal id is ``sf-<recordId>`` (Salesforce ids are case-sensitive: the 15- and
-18-character forms of one record are different deal ids; CDC always sends 18). The event id is
+18-character forms of one record are different deal ids; CDC always sends 18). The change
+event names no org, so two orgs feeding one worker need their own source topics' adapters
+mapped apart upstream (HubSpot and Pipedrive ids carry the portal or company). The event id is
 ``sf-<recordId>-<commitTimestamp>-<transactionKey>-<sequenceNumber>``, or with
 ``r<replayId>`` when the header has no transaction key. The event time is ``commitTimestamp``
 plus ``sequenceNumber`` microseconds, so changes of one transaction (same commit millisecond)
@@ -69,6 +72,7 @@ from worker.adapters.base import (
     to_currency,
     to_date,
     to_datetime,
+    with_cleared,
 )
 
 SOURCE = "salesforce/cdc/Opportunity"
@@ -112,6 +116,16 @@ def _changed_names(change: str, header: dict[str, Any]) -> list[str] | None:
     if any(isinstance(n, str) and _BITMAP.fullmatch(n) for n in changed):
         return None  # Pub/Sub bitmaps: unchanged fields are null, so non-null = changed
     return [n for n in changed if isinstance(n, str)]
+
+
+def _nulled(header: dict[str, Any]) -> list[str]:
+    """Our fields of the header's ``nulledFields`` (the fields the change emptied), when given
+    as names; Pub/Sub bitmaps cannot be read without the event schema and are passed over."""
+    nulled = header.get("nulledFields")
+    if not isinstance(nulled, list):
+        return []
+    names = [n for n in nulled if isinstance(n, str) and not _BITMAP.fullmatch(n)]
+    return [FIELDS[n][0] for n in names if n in FIELDS]
 
 
 def _closed_flag(payload: dict[str, Any]) -> DealStage | None:
@@ -169,6 +183,8 @@ def _one(item: Any, stages: StageMap) -> list[DealEvent]:
 
     names = _changed_names(change, header)
     fields = {} if change == "DELETE" else _fields(payload, names, stages)
+    if change == "UPDATE":
+        fields = with_cleared(fields, _nulled(header))
     if change == "UNDELETE" and "stage" not in fields:
         raise AdapterError("UNDELETE without StageName cannot reopen the deal")
 
