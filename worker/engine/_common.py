@@ -1,9 +1,10 @@
-"""Small helpers shared by the account-level predictors (not the deal hot path)."""
+"""Small helpers shared by the predictors."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,6 +19,54 @@ class Result(Model):
     def to_dict(self) -> dict:
         """JSON-ready dict (for jsonb storage and CLI output)."""
         return self.model_dump(mode="json")
+
+
+# How ``json_dict`` writes a field (``dataclasses.field(metadata=...)``); any other field as is.
+ROUNDED = {"json": "_r({})"}  # to 2 decimals
+AS_LIST = {"json": "list({})"}  # a tuple
+NESTED = {"json": "{}.to_dict()"}  # another result
+OPTIONAL_NESTED = {"json": "None if {0} is None else {0}.to_dict()"}
+
+_T = TypeVar("_T", bound="JsonDict")
+
+
+class JsonDict:
+    """Base of the result dataclasses whose ``to_dict()`` ``json_dict`` writes."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} lacks @json_dict")
+
+
+def json_dict(cls: type[_T]) -> type[_T]:
+    """Give a result dataclass ``to_dict()``: its fields in order, JSON-ready, each written as
+    its metadata says. The method is generated once, as a dataclass's ``__init__`` is, so it
+    costs what a hand-written one does (deal scores are written per stored deal)."""
+    items = [
+        f"{f.name!r}: " + f.metadata.get("json", "{}").format(f"self.{f.name}") for f in fields(cls)
+    ]
+    namespace: dict[str, Callable[..., Any]] = {"_r": _round2}
+    exec(f"def to_dict(self):\n    return {{{', '.join(items)}}}\n", namespace)
+    cls.to_dict = namespace["to_dict"]  # type: ignore[method-assign]
+    return cls
+
+
+def _round2(x: float) -> float:
+    return round(x, 2)
+
+
+Confidence = Literal["low", "medium", "high"]
+
+
+def grade_confidence(signals: int, high_min: int, medium_min: int) -> Confidence:
+    """How much evidence a prediction stands on, from the count of its evidence signals (the
+    thresholds: ``ProbabilityConfidence``, ``ValueConfidence``)."""
+    if signals >= high_min:
+        return "high"
+    if signals >= medium_min:
+        return "medium"
+    return "low"
 
 
 def clamp(x: float, lo: float = 0.0, hi: float = 100.0) -> float:

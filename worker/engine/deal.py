@@ -70,7 +70,7 @@ Closed deals are over: their scores do not depend on the deal's facts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -79,7 +79,17 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.deal_events import DealStage
 
-from .framework import ComponentWeights, Confidence, DealTables
+from ._common import (
+    AS_LIST,
+    NESTED,
+    OPTIONAL_NESTED,
+    ROUNDED,
+    Confidence,
+    JsonDict,
+    grade_confidence,
+    json_dict,
+)
+from .framework import ComponentWeights, DealTables
 
 if TYPE_CHECKING:
     from .framework import Framework
@@ -186,72 +196,45 @@ class DealInput(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
-def _r(x: float) -> float:
-    return round(x, 2)
-
-
+@json_dict
 @dataclass(frozen=True, slots=True)
-class HealthComponents:
+class HealthComponents(JsonDict):
     """The four components (0-100 each) and the weights that combine them."""
 
-    velocity: float
-    engagement: float
-    qualification: float
-    slippage: float
-    weights: ComponentWeights
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "velocity": _r(self.velocity),
-            "engagement": _r(self.engagement),
-            "qualification": _r(self.qualification),
-            "slippage": _r(self.slippage),
-            "weights": self.weights.to_dict(),
-        }
+    velocity: float = field(metadata=ROUNDED)
+    engagement: float = field(metadata=ROUNDED)
+    qualification: float = field(metadata=ROUNDED)
+    slippage: float = field(metadata=ROUNDED)
+    weights: ComponentWeights = field(metadata=NESTED)
 
 
+@json_dict
 @dataclass(frozen=True, slots=True)
-class HealthMeasures:
+class HealthMeasures(JsonDict):
     """The measurements behind the components, in days and counts."""
 
-    days_in_stage: float
+    days_in_stage: float = field(metadata=ROUNDED)
     stage_norm_days: float
-    days_since_activity: float  # since the last activity, or creation when none
-    interactions_per_week: float
+    # since the last activity, or creation when none
+    days_since_activity: float = field(metadata=ROUNDED)
+    interactions_per_week: float = field(metadata=ROUNDED)
     days_overdue: int  # days past the expected close date, 0 when not due
     close_date_pushes: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "days_in_stage": _r(self.days_in_stage),
-            "stage_norm_days": self.stage_norm_days,
-            "days_since_activity": _r(self.days_since_activity),
-            "interactions_per_week": _r(self.interactions_per_week),
-            "days_overdue": self.days_overdue,
-            "close_date_pushes": self.close_date_pushes,
-        }
 
-
+@json_dict
 @dataclass(frozen=True, slots=True)
-class HealthResult:
+class HealthResult(JsonDict):
     score: int  # 0-100
     category: HealthCategory
-    risk_factors: tuple[str, ...]
-    components: HealthComponents
-    measures: HealthMeasures | None  # None for closed deals
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "score": self.score,
-            "category": self.category,
-            "risk_factors": list(self.risk_factors),
-            "components": self.components.to_dict(),
-            "measures": None if self.measures is None else self.measures.to_dict(),
-        }
+    risk_factors: tuple[str, ...] = field(metadata=AS_LIST)
+    components: HealthComponents = field(metadata=NESTED)
+    measures: HealthMeasures | None = field(metadata=OPTIONAL_NESTED)  # None for closed deals
 
 
+@json_dict
 @dataclass(frozen=True, slots=True)
-class ProbabilityBreakdown:
+class ProbabilityBreakdown(JsonDict):
     """Signed contributions in percentage points. ``raw`` is the sum of the first five;
     ``raw + clamp_adjustment`` is the probability."""
 
@@ -263,34 +246,16 @@ class ProbabilityBreakdown:
     raw: float
     clamp_adjustment: float
 
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "stage_base_rate": self.stage_base_rate,
-            "engagement_boost": self.engagement_boost,
-            "qualification_boost": self.qualification_boost,
-            "velocity_penalty": self.velocity_penalty,
-            "competition_penalty": self.competition_penalty,
-            "raw": self.raw,
-            "clamp_adjustment": self.clamp_adjustment,
-        }
 
-
+@json_dict
 @dataclass(frozen=True, slots=True)
-class ProbabilityResult:
+class ProbabilityResult(JsonDict):
     probability: float  # 0-100; open deals within [min_open, max_open]
     confidence: Confidence
-    key_factors: tuple[str, ...]  # the stage first, then by size of effect
-    breakdown: ProbabilityBreakdown
+    # the stage first, then by size of effect
+    key_factors: tuple[str, ...] = field(metadata=AS_LIST)
+    breakdown: ProbabilityBreakdown = field(metadata=NESTED)
     clamped: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "probability": self.probability,
-            "confidence": self.confidence,
-            "key_factors": list(self.key_factors),
-            "breakdown": self.breakdown.to_dict(),
-            "clamped": self.clamped,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +264,7 @@ class DealScore:
     probability: ProbabilityResult
     framework_version: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:  # the version first, as stored and printed
         return {
             "framework_version": self.framework_version,
             "health": self.health.to_dict(),
@@ -642,12 +607,7 @@ def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealSco
         + (age >= t.conf_min_age_days)
         + st.late
     )
-    if confidence_signals >= t.conf_high:
-        confidence: Confidence = "high"
-    elif confidence_signals >= t.conf_medium:
-        confidence = "medium"
-    else:
-        confidence = "low"
+    confidence = grade_confidence(confidence_signals, t.conf_high, t.conf_medium)
 
     prob = _new_probability(
         probability,

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schemas.deal_events import OPEN_STAGES, DealStage
 
+from ._common import JsonDict, json_dict
+
 __all__ = [
     "ComponentWeights",
     "DealTables",
@@ -49,7 +51,6 @@ _MAX_CACHED_INDUSTRY_SPELLINGS = 4096
 Share = Annotated[float, Field(ge=0, le=1)]
 Points = Annotated[float, Field(ge=0, le=100)]
 Days = Annotated[float, Field(ge=0, le=3650)]
-Confidence = Literal["low", "medium", "high"]  # graded by ProbabilityConfidence, ValueConfidence
 
 
 class FrameworkError(ValueError):
@@ -659,22 +660,15 @@ class StageTable:
     late: bool  # counts as the late-stage confidence signal
 
 
+@json_dict
 @dataclass(frozen=True, slots=True)
-class ComponentWeights:
+class ComponentWeights(JsonDict):
     """Health component weights, shared by every HealthResult scored with them."""
 
     velocity: float
     engagement: float
     qualification: float
     slippage: float
-
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "velocity": self.velocity,
-            "engagement": self.engagement,
-            "qualification": self.qualification,
-            "slippage": self.slippage,
-        }
 
 
 @dataclass(frozen=True, slots=True)

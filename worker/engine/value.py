@@ -42,8 +42,8 @@ from pydantic import Field, field_validator
 
 from schemas.deal_events import DealStage
 
-from ._common import Model, Result, money
-from .framework import BillingCycle, Confidence, Framework, ValueParams, normalize_key
+from ._common import Confidence, Model, Result, grade_confidence, money
+from .framework import BillingCycle, Framework, ValueParams, normalize_key
 
 __all__ = [
     "DealValueInput",
@@ -113,11 +113,7 @@ class DealValuePrediction(Result):
 
 def _confidence(signals: int, vp: ValueParams) -> Confidence:
     c = vp.confidence
-    if signals >= c.high_min_signals:
-        return "high"
-    if signals >= c.medium_min_signals:
-        return "medium"
-    return "low"
+    return grade_confidence(signals, c.high_min_signals, c.medium_min_signals)
 
 
 def _expansion(value: float | str, vp: ValueParams) -> float:
