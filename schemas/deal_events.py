@@ -102,6 +102,13 @@ class Closure(Strict):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
+class Merge(Strict):
+    """A deal merged into another in the CRM: it leaves the pipeline without being won or
+    lost (the surviving deal carries on)."""
+
+    into: Annotated[str, Field(min_length=1, max_length=200, description="the surviving deal")]
+
+
 class DealCreated(Envelope):
     type: Literal["deal.created"]
     data: DealFields
@@ -132,13 +139,19 @@ class DealClosedLost(Envelope):
     data: Closure = Closure()
 
 
+class DealMerged(Envelope):
+    type: Literal["deal.merged"]
+    data: Merge
+
+
 DealEvent = Annotated[
     DealCreated
     | DealUpdated
     | DealStageChanged
     | DealActivityLogged
     | DealClosedWon
-    | DealClosedLost,
+    | DealClosedLost
+    | DealMerged,
     Field(discriminator="type"),
 ]
 DealEventAdapter: TypeAdapter[DealEvent] = TypeAdapter(DealEvent)
@@ -149,4 +162,5 @@ DEAL_EVENT_TYPES = (
     "deal.activity_logged",
     "deal.closed_won",
     "deal.closed_lost",
+    "deal.merged",
 )

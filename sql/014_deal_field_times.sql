@@ -17,3 +17,15 @@ UPDATE deals SET field_times = jsonb_strip_nulls(jsonb_build_object(
     'competitors', CASE WHEN competitors <> '{}' THEN last_event_time END,
     'stage', stage_entered_at
 ));
+
+-- Merged deals (deal.merged: a CRM merged one deal into another). The merged deal leaves
+-- `deals` and its stage history (it was neither won nor lost, so it must not count in the
+-- pipeline, the win rates or the funnel); its tombstone here makes its later events stale.
+-- `deals.merged_into` only mirrors the domain state's field and is always null in `deals`.
+ALTER TABLE deals ADD COLUMN merged_into text;
+CREATE TABLE merged_deals (
+    deal_id         text PRIMARY KEY,
+    merged_into     text NOT NULL,
+    last_event_id   text NOT NULL,
+    last_event_time timestamptz NOT NULL
+);

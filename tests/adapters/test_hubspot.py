@@ -107,7 +107,6 @@ def test_a_contact_notification_is_skipped_not_dead_lettered(stages):
     ("name", "fragment"),
     [
         ("unknown_stage", "unknown hubspot deal stage '98765432'"),
-        ("merge", "deal.merge cannot be applied without re-reading"),
     ],
 )
 def test_unmappable_fixtures_raise(name, fragment, stages):
@@ -227,3 +226,21 @@ def test_a_single_object_body_is_accepted(stages):
     assert event.type == "deal.created"
     assert event.subject == "hs-7"
     assert event.source == "hubspot"
+
+
+def test_a_merge_is_a_merge_not_a_loss(events_of, stages):
+    """Issue 10: deal.merge used to be dead-lettered; the merged deal stayed open."""
+    (event,) = events_of("hubspot", "merge")
+    assert (event.type, event.subject) == ("deal.merged", "hs-62515-15829437999")
+    assert event.data.into == "hs-62515-15829437081"
+    note = json.loads(fixture_bytes("hubspot", "merge"))[0]
+    note["newObjectId"] = 777  # HubSpot made a new deal of both
+    events = adapt("hubspot", json.dumps(note).encode(), stages)
+    assert [(e.subject, e.data.into) for e in events] == [
+        ("hs-62515-15829437081", "hs-62515-777"),
+        ("hs-62515-15829437999", "hs-62515-777"),
+    ]
+    state = replay(events_of("hubspot", "creation"))
+    gone = replay([event.model_copy(update={"subject": state.deal_id})], state)
+    assert gone.merged_into == "hs-62515-15829437081" and gone.stage == state.stage
+    assert replay(events_of("hubspot", "closed_won"), gone) == gone  # later events: stale

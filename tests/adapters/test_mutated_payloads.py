@@ -310,8 +310,13 @@ def _hs_break(key: str, values: Any, reason: Callable[[Any], Rejected]) -> st.Se
 HS_BREAKS = [
     _hs_break(
         "subscriptionType",
-        ["deal.merge", "deal.restore"],
+        ["deal.restore"],
         lambda v: Rejected(f"{v} cannot be applied without re-reading the deal"),
+    ),
+    _hs_break(
+        "subscriptionType",
+        ["deal.merge"],
+        lambda v: Rejected("notification has no 'newObjectId'"),  # a merge names its deals
     ),
     _hs_break("objectId", [None, ""], lambda v: Rejected("notification has no 'objectId'")),
     _hs_break(

@@ -151,3 +151,13 @@ def test_an_emptied_field_clears_and_two_companies_do_not_collide(stages):
     body["meta"]["company_id"] = 99
     (other,) = adapt("pipedrive", json.dumps(body).encode(), stages)
     assert (event.subject, other.subject) == ("pd-13414617-1201", "pd-99-1201")
+
+
+def test_a_delete_with_merged_to_id_is_a_merge(stages):
+    """Issue 10: webhooks v2 sends a merge as the merged deal's delete, its meta naming
+    merged_to_id (Pipedrive's v2 migration guide); it used to close the deal as lost."""
+    body = json.loads(fixture_bytes("pipedrive", "delete"))
+    body["meta"]["merged_to_id"] = "1187"
+    (event,) = adapt("pipedrive", json.dumps(body).encode(), stages)
+    assert (event.type, event.subject) == ("deal.merged", "pd-13414617-1201")
+    assert event.data.into == "pd-13414617-1187"

@@ -124,10 +124,7 @@ FIXTURE_OUTCOMES: dict[str, tuple[str, tuple[str, ...] | str]] = {
         + ("deal.updated",) * 3,  # closedate, owner, currency; 2 untracked properties: none
     ),
     "hubspot/deletion": ("maps", ("deal.closed_lost",)),
-    "hubspot/merge": (
-        "rejected",
-        "hubspot notification: deal.merge cannot be applied without re-reading the deal",
-    ),
+    "hubspot/merge": ("maps", ("deal.merged",)),
     "hubspot/property_change": ("maps", ("deal.updated",) * 4),
     "hubspot/property_change_retry": ("maps", ("deal.updated",)),
     "hubspot/stage_change": ("maps", ("deal.stage_changed",)),

@@ -469,3 +469,38 @@ async def test_rescore_applies_a_changed_framework_to_stored_deals(
     assert float(row["close_probability"]) == pytest.approx(score.probability.probability, abs=0.01)
     before = score_deal(stored, day(2), load_framework())
     assert score.probability.probability < before.probability.probability  # it did change
+
+
+async def test_a_merged_deal_leaves_the_pipeline_without_counting_as_lost(
+    settings, start_worker, producer, db
+):
+    """Issue 10: a merge (deal.merged) is not a loss: the merged deal leaves ``deals`` and its
+    stage history for a tombstone, so it counts neither in the pipeline nor in win rates, and
+    its later events are stale."""
+    d, survivor = unique("MG"), unique("MS")
+    later = event(d, "closed_lost", {"reason": "late retry"}, day=6)
+    events = [
+        created(d, amount=5_000),
+        event(d, "stage_changed", {"stage": "proposal"}, day=2),
+        created(survivor, amount=9_000),
+        event(d, "merged", {"into": survivor}, day=4),
+        later,
+    ]
+    await start_worker(settings)
+    await publish(producer, settings.deal_topic, events)
+
+    async def seen_all():
+        return await db.fetchval(
+            "SELECT count(*) FROM applied_events WHERE deal_id = ANY($1::text[])", [d, survivor]
+        ) == len(events)
+
+    await eventually(seen_all)
+    assert await db.fetchval("SELECT count(*) FROM deals WHERE deal_id = $1", d) == 0
+    assert await db.fetchval("SELECT count(*) FROM deal_stage_history WHERE deal_id = $1", d) == 0
+    tomb = await db.fetchrow("SELECT * FROM merged_deals WHERE deal_id = $1", d)
+    assert (tomb["merged_into"], tomb["last_event_time"]) == (survivor, day(4))
+    assert await db.fetchval("SELECT count(*) FROM deals WHERE deal_id = $1", survivor) == 1
+    assert (
+        await db.fetchval("SELECT outcome FROM applied_events WHERE event_id = $1", later.id)
+        == "stale"
+    )

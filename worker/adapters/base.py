@@ -17,7 +17,9 @@ Conventions shared by every adapter (see the adapter modules for the per-vendor 
   amount when it changed in the same change); the other changed fields ride on a
   ``deal.updated`` emitted just before it, at the same time.
 - A deal deleted in the CRM becomes ``deal.closed_lost`` with reason ``"deleted in CRM"``: the
-  pipeline must stop counting it, and our contract has no deletion event.
+  pipeline must stop counting it, and our contract has no deletion event. A deal merged into
+  another (a Pipedrive delete naming ``merged_to_id``, a HubSpot ``deal.merge``) becomes
+  ``deal.merged``: it is not a loss, which would skew the win rates.
 """
 
 from __future__ import annotations
@@ -374,6 +376,12 @@ def deleted(*, id: str, source: str, time: datetime, subject: str) -> DealEvent:
     """The event of a deal deleted in the CRM: ``deal.closed_lost`` with DELETED_REASON."""
     data = {"reason": DELETED_REASON}
     return build(kind="closed_lost", id=id, source=source, time=time, subject=subject, data=data)
+
+
+def merged(*, id: str, source: str, time: datetime, subject: str, into: str) -> DealEvent:
+    """The event of a deal merged into ``into`` in the CRM: neither won nor lost."""
+    data = {"into": into}
+    return build(kind="merged", id=id, source=source, time=time, subject=subject, data=data)
 
 
 def change_events(

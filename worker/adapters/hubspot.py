@@ -16,8 +16,10 @@ Mapping:
   ``deal.updated`` naming it in ``cleared`` (an empty ``dealstage`` -> no event).
 - ``deal.deletion`` (and ``deal.privacyDeletion``) -> ``deal.closed_lost`` with reason
   ``"deleted in CRM"``: the deal leaves the open pipeline; our contract has no deletion.
-- ``deal.associationChange`` -> no event. ``deal.merge`` and ``deal.restore`` -> AdapterError:
-  they cannot be applied without re-reading the deal from the HubSpot API.
+- ``deal.merge`` -> ``deal.merged`` of the primary and each of ``mergedObjectIds`` into
+  ``newObjectId`` (except itself): HubSpot keeps the primary or creates a new deal.
+- ``deal.associationChange`` -> no event. ``deal.restore`` -> AdapterError: it cannot be
+  applied without re-reading the deal from the HubSpot API.
 - any other object type (``contact.*``, ``company.*``...) -> no event, counted as skipped:
   an app has one target URL, so a batch mixes object types, and a contact beside deal
   changes must not send them to the dead-letter topic.
@@ -55,6 +57,7 @@ from worker.adapters.base import (
     guarded,
     ident,
     map_fields,
+    merged,
     ms_of,
     require,
     sort_by_time,
@@ -81,7 +84,7 @@ PROPERTIES: FieldTable = {
     "num_contacted_notes": ("interactions", to_count),
 }
 IGNORED_TYPES = {"deal.associationChange"}
-REREAD_TYPES = {"deal.merge", "deal.restore"}
+REREAD_TYPES = {"deal.restore"}
 DELETION_TYPES = {"deal.deletion", "deal.privacyDeletion"}
 DEAL_OBJECT_TYPE_ID = "0-3"  # HubSpot's objectTypeId of deals in the generic object.* format
 
@@ -122,6 +125,8 @@ def _one(note: Any, stages: StageMap) -> list[DealEvent]:
 
     if kind == "deal.creation":
         return [build(kind="created", id=base_id, data={}, **envelope)]
+    if kind == "deal.merge":
+        return _merge(note, portal_id, base_id, envelope)
     if kind in DELETION_TYPES:
         return [deleted(id=base_id, **envelope)]
     if kind != "deal.propertyChange":
@@ -144,6 +149,29 @@ def _one(note: Any, stages: StageMap) -> list[DealEvent]:
         return []  # emptied, and ours cannot be empty (a currency, a count)
     prop_id = f"{base_id}-{prop.casefold()}"
     return change_events(created=False, id=prop_id, fields=fields, **envelope)
+
+
+def _merge(
+    note: dict[str, Any], portal_id: str | None, base_id: str, envelope: dict[str, Any]
+) -> list[DealEvent]:
+    """``deal.merge``: the primary and ``mergedObjectIds`` went into ``newObjectId`` (the
+    primary itself, or a new deal): each other one is ``deal.merged`` into it."""
+
+    def deal(object_id: Any, what: str) -> str:
+        oid = ident(object_id, what)
+        return f"hs-{portal_id}-{oid}" if portal_id else f"hs-{oid}"
+
+    into = deal(require(note, "newObjectId", "notification"), "newObjectId")
+    merged_ids = note.get("mergedObjectIds") or []
+    if not isinstance(merged_ids, list):
+        raise AdapterError("mergedObjectIds is not a list")
+    primary = deal(require(note, "primaryObjectId", "notification"), "primaryObjectId")
+    gone = dict.fromkeys([primary, *(deal(m, "mergedObjectIds") for m in merged_ids)])
+    return [
+        merged(id=f"{base_id}-merged-{subject}", **{**envelope, "subject": subject}, into=into)
+        for subject in gone
+        if subject != into
+    ]
 
 
 @guarded("hubspot")

@@ -15,7 +15,9 @@ Mapping:
   deal -> ``deal.stage_changed``; other tracked fields -> ``deal.updated``; untracked fields
   (``update_time``, ``probability``, ``label_ids``, custom fields...) -> no event.
 - ``delete`` (or ``status`` ``deleted``) -> ``deal.closed_lost`` with reason
-  ``"deleted in CRM"``.
+  ``"deleted in CRM"``; a ``delete`` whose meta names ``merged_to_id`` (webhooks v2 sends a
+  merge as the merged deal's delete and the survivor's change) -> ``deal.merged`` into
+  that deal.
 - an entity other than ``deal`` -> AdapterError.
 - webhooks v1 bodies (``meta.object``, ``current`` / ``previous``) are accepted too: see
   ``_v1``.
@@ -50,6 +52,7 @@ from worker.adapters.base import (
     guarded,
     ident,
     map_fields,
+    merged,
     parse_json,
     require,
     text,
@@ -110,6 +113,9 @@ def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
     deal_id = ident(require(meta, "entity_id", "meta"), "meta.entity_id")
     at = to_datetime(require(meta, "timestamp", "meta"), "meta.timestamp")
     envelope = _envelope(meta, deal_id, ident(require(meta, "id", "meta"), "meta.id"), at)
+    if action == "delete" and not blank(meta.get("merged_to_id")):
+        into = _envelope(meta, ident(meta["merged_to_id"], "meta.merged_to_id"), "", at)
+        return [merged(**envelope, into=into["subject"])]
     if action == "delete":
         return [deleted(**envelope)]
     if action not in ("create", "change"):

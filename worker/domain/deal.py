@@ -18,6 +18,8 @@ Rules (the event's ``time`` is the only clock):
 - ``last_event_id`` / ``last_event_time`` follow the newest event applied; an event that
   changes nothing and is older than it is stale (``apply_event`` returns ``None``); the caller
   also skips event ids it has already applied.
+- A merge (``deal.merged``) is final, whatever its time: the deal names the one it went into
+  and every later event of it is stale. It is neither won nor lost.
 - An update for a deal never created is applied as its creation (CRMs drop webhooks; the
   next change should still produce the deal), starting in prospecting.
 - Replay determinism: the result depends only on the events and their order on the deal's
@@ -38,6 +40,7 @@ from schemas.deal_events import (
     DealClosedWon,
     DealEvent,
     DealFields,
+    DealMerged,
     DealStage,
 )
 
@@ -72,6 +75,8 @@ class DealState(BaseModel):
     last_event_time: datetime
     # field name -> time of the change that last set (or cleared) it: the per-field merge
     field_times: dict[str, datetime] = {}
+    # the deal it was merged into: the store keeps only a tombstone (see store.deals)
+    merged_into: str | None = None
 
 
 # Our field of a DealFields name, where they differ; ``last_activity_at`` only moves forward,
@@ -155,10 +160,14 @@ def apply_event(state: DealState | None, event: DealEvent) -> DealState | None:
     at = event.time
     if state is None:
         state = _new_state(event.subject, at, event.id)
+    elif state.merged_into is not None:
+        return None  # merged away: the surviving deal carries on
     newest = at >= state.last_event_time
 
     changes: dict[str, Any]
-    if isinstance(event, DealActivityLogged):
+    if isinstance(event, DealMerged):
+        changes = {"merged_into": event.data.into}
+    elif isinstance(event, DealActivityLogged):
         if not newest:
             return None
         changes = _activity(state, event)

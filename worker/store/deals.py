@@ -51,6 +51,7 @@ STATE_COLUMNS: dict[str, str] = {
     "last_event_id": "text",
     "last_event_time": "timestamptz",
     "field_times": "jsonb",
+    "merged_into": "text",
 }
 SCORE_COLUMNS: dict[str, str] = {
     "health_score": "smallint",
@@ -131,7 +132,48 @@ async def lock(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, S
         "ORDER BY deal_id FOR UPDATE",
         list(deal_ids),
     )
-    return {r["deal_id"]: _stored(r) for r in rows}
+    found = {r["deal_id"]: _stored(r) for r in rows}
+    return {**await merged(conn, [d for d in deal_ids if d not in found]), **found}
+
+
+async def merged(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, StoredDeal]:
+    """The tombstones of these deals that were merged into others (their events are stale)."""
+    if not deal_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT deal_id, merged_into, last_event_id, last_event_time FROM merged_deals "
+        "WHERE deal_id = ANY($1::text[])",
+        list(deal_ids),
+    )
+    return {
+        r["deal_id"]: StoredDeal(
+            DealState(
+                **dict(r), created_at=r["last_event_time"], stage_entered_at=r["last_event_time"]
+            ),
+            AlertTrack(),
+        )
+        for r in rows
+    }
+
+
+MERGE_DEALS = """
+WITH m AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+        AS r(deal_id text, merged_into text, last_event_id text, last_event_time timestamptz)
+), gone AS (
+    DELETE FROM deals d USING m WHERE d.deal_id = m.deal_id
+), history AS (
+    DELETE FROM deal_stage_history h USING m WHERE h.deal_id = m.deal_id
+)
+INSERT INTO merged_deals SELECT deal_id, merged_into, last_event_id, last_event_time FROM m
+ON CONFLICT (deal_id) DO NOTHING
+"""
+
+
+async def record_merges(conn: asyncpg.Connection, states: Sequence[DealState]) -> None:
+    """Deals merged into others leave ``deals`` and their stage history for a tombstone."""
+    keep = ("deal_id", "merged_into", "last_event_id", "last_event_time")
+    await conn.execute(MERGE_DEALS, rows_json({k: getattr(s, k) for k in keep} for s in states))
 
 
 async def lock_page(
@@ -223,6 +265,7 @@ async def upsert(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
             outcome.learned.get(d),
         )
         for d, s in outcome.states.items()
+        if s.merged_into is None
     )
     await conn.execute(UPSERT_DEALS, rows_json(rows))
 
@@ -246,6 +289,8 @@ async def write(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
         await record_stints(conn, outcome)
     if outcome.alerts:
         await outbox.insert(conn, outcome.alerts)
+    if gone := [s for s in outcome.states.values() if s.merged_into is not None]:
+        await record_merges(conn, gone)  # last: after this batch's rows and stints
 
 
 log = get_logger(component="deals")
