@@ -6,6 +6,7 @@
 #   scripts/services.sh down     stop what this script started (data stays in .services/)
 #   scripts/services.sh status   report both services; exit 0 only if both are reachable
 #   scripts/services.sh env      print only the export lines:  eval "$(scripts/services.sh env)"
+#   scripts/services.sh kafka-jars  install the broker jars only (tests start brokers of their own)
 #
 # Settings (environment):
 #   DATABASE_URL             postgresql://revintel:revintel@127.0.0.1:5432/revintel
@@ -66,9 +67,9 @@ take_lock() {
     flock -w 600 9 || die "another scripts/services.sh is still running (lock $STATE_DIR/.lock)"
 }
 
-# The help is the header comment of this file, lines 2-26.
+# The help is the header comment of this file, lines 2-27.
 usage() {
-    sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -97,6 +98,10 @@ main() {
             ;;
         env)
             print_env
+            ;;
+        kafka-jars)
+            take_lock
+            kafka_jars
             ;;
         -h | --help | help) usage ;;
         *) usage ;;

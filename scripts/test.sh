@@ -7,6 +7,7 @@ cd "$root"
 
 bash scripts/bootstrap.sh
 bash scripts/services.sh up >/dev/null
+bash scripts/services.sh kafka-jars # tests/kafka/test_sasl_ssl.py starts a broker of its own
 eval "$(bash scripts/services.sh env)"
 
 .venv/bin/ruff check .

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Kafka: a single-node KRaft broker (combined broker + controller) run from the Apache Kafka
 # jars that Maven resolves from services/kafka/pom.xml, with its state in $STATE_DIR/kafka.
-# Entry points: kafka_up, kafka_down, kafka_status. Sourced by scripts/services.sh after
-# scripts/services/common.sh; uses KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONTROLLER_PORT,
+# Entry points: kafka_up, kafka_down, kafka_status, kafka_jars. Sourced by scripts/services.sh
+# after scripts/services/common.sh; uses KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONTROLLER_PORT,
 # KAFKA_HEAP_OPTS, KAFKA_JVM_OPTS, KAFKA_START_TIMEOUT, STATE_DIR, ROOT.
 
 KAFKA_SRC="$ROOT/services/kafka"
@@ -223,6 +223,14 @@ kafka_up() {
     local pid=$!
     printf '%s\n' "$pid" >"$KAFKA_PID_FILE"
     kafka_wait_ready "$pid" "$t0"
+}
+
+# The broker jars alone, for tests that start brokers of their own (tests/secure_broker.py).
+kafka_jars() {
+    mkdir -p "$KAFKA_DIR"
+    ensure_java_maven
+    kafka_resolve_libs
+    log "Kafka jars in $KAFKA_LIBS"
 }
 
 kafka_down() {
