@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # What became of the events a consumer read: FamilyCounts has a field of each name, WorkerMetrics
 # ``events_<name>``, and /metrics an ``outcome`` label of each.
-EVENT_OUTCOMES = ("consumed", "applied", "deduplicated", "stale", "dead_lettered")
+# ``skipped``: items of a vendor batch that are not deals (a contact beside deal changes).
+EVENT_OUTCOMES = ("consumed", "applied", "deduplicated", "stale", "dead_lettered", "skipped")
 
 
 class PartitionLag(BaseModel):
@@ -33,6 +34,8 @@ class FamilyCounts(BaseModel):
     deduplicated: int = 0
     stale: int = 0
     dead_lettered: int = 0
+    skipped: int = Field(0, description="vendor batch items skipped as not deals")
+    stages_unmapped: int = Field(0, description="vendor changes whose stage is not mapped")
     alerts_raised: int = Field(0, description="alerts this family wrote to the outbox")
 
 
@@ -48,6 +51,14 @@ class WorkerMetrics(BaseModel):
     events_deduplicated: int = Field(description="redelivered event ids, ignored")
     events_stale: int = Field(description="older than the deal's last applied event, ignored")
     events_dead_lettered: int
+    events_skipped: int = Field(
+        0, description="vendor batch items skipped as not deals (a contact beside deal changes)"
+    )
+    stages_unmapped: int = Field(
+        0,
+        description="vendor changes whose stage the stage map lacks (the stage part "
+        "dead-lettered, the other fields applied)",
+    )
     alerts_raised: int = Field(description="alerts written to the outbox")
     alerts_published: int = Field(description="alerts the relay published to Kafka")
     outbox_backlog: int | None = Field(description="alerts committed but not yet published")

@@ -67,7 +67,7 @@ def test_source_header_overrides_the_topic():
 def test_unmappable_vendor_payload_is_rejected_with_the_adapter_reason():
     bad = HUBSPOT.replace(b'"amount"', b'"dealstage"').replace(b'"900"', b'"no-such-stage"')
     (out,) = decode(record(bad, key=None), 10_000, {"t": "hubspot"})  # the stage part alone
-    assert isinstance(out, Rejected) and out.error == "unmappable"
+    assert isinstance(out, Rejected) and out.error == "unmapped_stage"
     assert "no-such-stage" in out.reason and out.ref.value == bad
 
 
@@ -85,7 +85,7 @@ def test_a_bad_item_of_a_vendor_batch_is_rejected_alone():
     (rejected,) = [o for o in out if isinstance(o, Rejected)]
     (applied,) = [o for o in out if isinstance(o, Incoming)]
     assert applied.event.subject == "hs-7-555"
-    assert rejected.error == "unmappable" and "item [1]" in rejected.reason
+    assert rejected.error == "unmapped_stage" and "item [1]" in rejected.reason
     assert json.loads(rejected.ref.value) == bad  # the dead letter holds the bad item alone
     assert rejected.ref.log_context() == {"topic": "t", "partition": 2, "offset": 41}
 

@@ -94,9 +94,70 @@ def test_account_and_forecast_job_series():
 
 def test_every_event_outcome_is_a_field_of_the_contract():
     # snapshot, family_counts and /metrics are driven by EVENT_OUTCOMES: each must be a field
-    assert set(FamilyCounts.model_fields) == {"family", *EVENT_OUTCOMES, "alerts_raised"}
+    assert set(FamilyCounts.model_fields) == {
+        "family",
+        *EVENT_OUTCOMES,
+        "alerts_raised",
+        "stages_unmapped",
+    }
     events = {f for f in WorkerMetrics.model_fields if f.startswith("events_")}
     assert events == {f"events_{name}" for name in EVENT_OUTCOMES}
     counts = family_counts("deal", {"consumed": 5, "duplicates": 2, "alerts": 1})
     got = (counts.consumed, counts.deduplicated, counts.applied, counts.alerts_raised)
     assert got == (5, 2, 0, 1)
+
+
+async def test_skipped_items_and_unmapped_stages_are_counted_by_the_consumer():
+    """Issue 10: a contact beside deal changes in a HubSpot batch is skipped and counted (not
+    dead-lettered), an unmapped stage is dead-lettered alone and counted; both reach the
+    metrics message and /metrics."""
+    import json
+
+    from worker.kafka.codec import decode
+    from worker.kafka.consumer import BatchConsumer, EventFamily
+    from worker.kafka.normaliser import NormalisedOutcome
+
+    note = {"eventId": 1, "portalId": 7, "occurredAt": 1767225600000, "objectId": 5}
+    body = [
+        {**note, "subscriptionType": "deal.propertyChange", "propertyName": "amount"}
+        | {"propertyValue": "900"},
+        {**note, "eventId": 2, "subscriptionType": "contact.creation"},
+        {**note, "eventId": 3, "subscriptionType": "company.propertyChange"},
+        {**note, "eventId": 4, "subscriptionType": "deal.propertyChange"}
+        | {"propertyName": "dealstage", "propertyValue": "custom-stage-7"},
+    ]
+    raw = SimpleNamespace(
+        topic="hs", partition=0, offset=1, key=None, value=json.dumps(body).encode(), headers=[]
+    )
+    dead: list = []
+
+    async def apply(items, dead_letter):
+        out = NormalisedOutcome()
+        out.applied.extend(items)
+        return out
+
+    family = EventFamily(
+        name="vendor",
+        subject="deal_id",
+        topics=("hs",),
+        decode=lambda r: decode(r, 100_000, {"hs": "hubspot"}),
+        apply=apply,
+    )
+    consumer = BatchConsumer(family, producer=lambda: None)
+
+    async def keep(rejected):
+        dead.extend(rejected)
+
+    consumer.dead_letter = keep  # type: ignore[method-assign]
+    outcome = await consumer.handle_batch([raw])
+    assert [i.event.type for i in outcome.applied] == ["deal.updated"]
+    assert [r.error for r in dead] == ["unmapped_stage"]
+    stats = consumer.stats
+    assert (stats["skipped"], stats["stages_unmapped"], stats["dead_lettered"]) == (2, 1, 1)
+    m = snapshot(dict(stats), consumer.timings, 0, 0, families={"vendor": stats})
+    assert (m.events_skipped, m.stages_unmapped) == (2, 1)
+    assert (m.families[0].skipped, m.families[0].stages_unmapped) == (2, 1)
+    text = prometheus_text(m).decode()
+    assert 'revintel_events_total{outcome="skipped"} 2.0' in text
+    assert "revintel_stages_unmapped_total 1.0" in text
+    assert 'revintel_family_events_total{family="vendor",outcome="skipped"} 2.0' in text

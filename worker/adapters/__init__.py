@@ -77,7 +77,7 @@ def adapt_each(source: str, raw: bytes, stages: StageMap) -> Adapted:
         out.skipped.extend(getattr(events, "skipped", ()))
         for miss in lenient.misses:  # the stage part alone goes to the dead-letter topic
             reason = f"{miss} (the change's other fields were applied)"
-            out.failed.append(ItemFailure(index, reason, item_raw))
+            out.failed.append(ItemFailure(index, reason, item_raw, stage_only=True))
     return sort_by_time(out) if source == "hubspot" and several else out
 
 

@@ -75,6 +75,7 @@ class ItemFailure:
     index: int
     reason: str
     raw: bytes
+    stage_only: bool = False  # an unmapped stage: the change's other fields were applied
 
 
 class Adapted(list[DealEvent]):

@@ -64,6 +64,15 @@ class Incoming(Generic[E]):
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedItem:
+    """An item of a vendor batch that is fine but not ours (a contact beside deal changes on
+    HubSpot's one target URL): no event, no dead letter, only a count."""
+
+    ref: RecordRef
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A record that cannot be applied. ``error`` is a short class, ``reason`` the detail."""
 

@@ -27,6 +27,11 @@ class SnapshotCollector(Collector):
         for outcome in EVENT_OUTCOMES:
             events.add_metric([outcome], getattr(m, f"events_{outcome}"))
         yield events
+        yield CounterMetricFamily(
+            "revintel_stages_unmapped",
+            "Vendor changes whose stage the stage map lacks (the stage part dead-lettered)",
+            value=m.stages_unmapped,
+        )
         yield CounterMetricFamily("revintel_batches", "Batches processed", value=m.batches)
         alerts = CounterMetricFamily("revintel_alerts", "Alerts by step", labels=["step"])
         alerts.add_metric(["raised"], m.alerts_raised)

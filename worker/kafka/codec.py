@@ -17,7 +17,7 @@ from schemas.account_events import ACCOUNT_EVENT_TYPES, AccountEvent
 from schemas.clock import TICK_TYPE, ClockTick
 from schemas.deal_events import DEAL_EVENT_TYPES, DealEvent, DealEventAdapter
 from worker.adapters import ADAPTERS, AdapterError, StageMap, adapt_each, default_stage_map
-from worker.domain.batch import Incoming, RecordRef, Rejected
+from worker.domain.batch import Incoming, RecordRef, Rejected, SkippedItem
 from worker.log import get_logger
 
 CANONICAL = "cloudevents"
@@ -47,10 +47,12 @@ def decode(
     topic_sources: dict[str, str] | None = None,
     stages: StageMap | None = None,
     currencies: Mapping[str, str] | None = None,
-) -> list[Incoming[DealEvent] | Rejected] | Rejected:
+) -> list[Incoming[DealEvent] | Rejected | SkippedItem] | Rejected:
     """A consumed deal record as validated deal events, or the reason it cannot be. A vendor
     batch keeps its good items' events; each bad item is a rejection of its own, its bytes
-    alone (the dead letter holds the item, its headers the source offset)."""
+    alone (the dead letter holds the item, its headers the source offset): ``unmapped_stage``
+    when only its stage is unknown (its other fields are applied), else ``unmappable``. Each
+    item skipped as not ours (another object type) is a :class:`SkippedItem`, to be counted."""
     ref = RecordRef.of(record)
     raw = ref.value
     if rejected := precheck(ref, max_bytes):
@@ -65,8 +67,12 @@ def decode(
         events = adapt_each(source, raw, stages or default_stage_map())
     except AdapterError as exc:
         return Rejected(ref, "unmappable", f"{source}: {exc.reason}")
-    failed: list[Incoming[DealEvent] | Rejected] = [
-        Rejected(replace(ref, value=f.raw), "unmappable", f"{source} item [{f.index}]: {f.reason}")
+    failed: list[Incoming[DealEvent] | Rejected | SkippedItem] = [
+        Rejected(
+            replace(ref, value=f.raw),
+            "unmapped_stage" if f.stage_only else "unmappable",
+            f"{source} item [{f.index}]: {f.reason}",
+        )
         for f in events.failed
     ]
     skipped = events.skipped
@@ -81,7 +87,11 @@ def decode(
             reasons=sorted(set(skipped))[:5],
         )
     events = with_currency(events, source, (currencies or {}).get(source))
-    return [*failed, *(Incoming(e, ref) for e in events)]
+    return [
+        *failed,
+        *(SkippedItem(ref, reason) for reason in skipped),
+        *(Incoming(e, ref) for e in events),
+    ]
 
 
 _UNSAID: set[str] = set()  # sources already reported as naming no currency
@@ -134,7 +144,7 @@ def _canonical(
 
 def decode_deal(
     record: Any, max_bytes: int, stages: StageMap | None = None
-) -> list[Incoming[Any]] | Rejected:
+) -> list[Incoming[Any] | Rejected | SkippedItem] | Rejected:
     """A record of the deal topic: a deal event or a clock tick in our envelope (or, with a
     ``revintel-source`` header, a vendor body for that adapter)."""
     ref = RecordRef.of(record)

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from worker.domain.batch import BatchOutcome, Incoming, Rejected
+from worker.domain.batch import BatchOutcome, Incoming, Rejected, SkippedItem
 from worker.kafka.dead_letters import publish_dead_letters
 from worker.kafka.subscription import partition_lag
 from worker.log import get_logger
@@ -30,7 +30,7 @@ from worker.retry import retry_transient
 Out = TypeVar("Out", bound=BatchOutcome[Any])
 
 DeadLetter = Callable[[list[Rejected]], Awaitable[None]]
-Decode = Callable[[Any], "list[Incoming[Any] | Rejected] | Rejected"]
+Decode = Callable[[Any], "list[Incoming[Any] | Rejected | SkippedItem] | Rejected"]
 Apply = Callable[[list[Incoming[Any]], DeadLetter], Awaitable[Out]]
 
 
@@ -98,19 +98,25 @@ class BatchConsumer(Generic[Out]):
         started = time.perf_counter()
         valid: list[Incoming[Any]] = []
         rejected: list[Rejected] = []
+        skipped = 0
         for record in records:
             out = self.family.decode(record)
             if isinstance(out, Rejected):
                 rejected.append(out)
                 continue
-            for item in out:  # a vendor batch may hold good items and bad ones
-                (rejected if isinstance(item, Rejected) else valid).append(item)
+            for item in out:  # a vendor batch may hold good items, bad ones and others'
+                if isinstance(item, SkippedItem):
+                    skipped += 1
+                else:
+                    (rejected if isinstance(item, Rejected) else valid).append(item)
         await self.dead_letter(rejected)
         outcome = await retry_transient(
             lambda: self.family.apply(valid, self.dead_letter), f"apply_{self.family.name}_batch"
         )
         self.family.after_commit(outcome)
         self._tally(len(records), len(rejected), outcome)
+        unmapped = sum(r.error == "unmapped_stage" for r in rejected)
+        self.stats.update(skipped=skipped, stages_unmapped=unmapped)  # vendor items
         seconds = time.perf_counter() - started
         self.timings.observe(seconds, partition_lag(records, consumer))
         self._log(outcome, len(records), seconds)

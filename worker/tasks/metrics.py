@@ -39,7 +39,12 @@ def _outcomes(stats: Mapping[str, int]) -> dict[str, int]:
 
 def family_counts(family: str, stats: Mapping[str, int]) -> FamilyCounts:
     """A consumer's running totals (``BatchConsumer.stats``) as the metrics contract names them."""
-    return FamilyCounts(family=family, alerts_raised=stats.get("alerts", 0), **_outcomes(stats))
+    return FamilyCounts(
+        family=family,
+        alerts_raised=stats.get("alerts", 0),
+        stages_unmapped=stats.get("stages_unmapped", 0),
+        **_outcomes(stats),
+    )
 
 
 def snapshot(
@@ -58,6 +63,7 @@ def snapshot(
         uptime_seconds=round(time.monotonic() - timings.started, 3),
         batches=stats.get("batches", 0),
         **{f"events_{name}": n for name, n in _outcomes(stats).items()},
+        stages_unmapped=stats.get("stages_unmapped", 0),
         alerts_raised=stats.get("alerts", 0),
         alerts_published=alerts_published,
         outbox_backlog=backlog,
