@@ -531,7 +531,7 @@ async def start_when_reachable(worker: Worker, migrate_first: bool = True) -> No
     deadline = None if s.startup_deadline is None else loop.time() + s.startup_deadline
     delay = 0.5
     while True:
-        down = await unreachable(s)
+        down = await unreachable(s, migrate_first)
         if not down:
             try:
                 await _start(worker, migrate_first)
@@ -550,12 +550,15 @@ async def start_when_reachable(worker: Worker, migrate_first: bool = True) -> No
         delay = min(delay * 2, 30.0)
 
 
-async def unreachable(settings: Settings) -> dict[str, str]:
-    """The services that do not answer now, with why."""
+async def unreachable(settings: Settings, migrating: bool = False) -> dict[str, str]:
+    """The services that do not answer now, with why (with ``migrating``, also the owner's
+    connection the migrations take, when it is another URL)."""
     probes = {
         "postgres": postgres_answers(settings.database_url),
         "kafka": kafka_answers(kafka_client(settings)),
     }
+    if migrating and settings.migration_url != settings.database_url:
+        probes["migrations"] = postgres_answers(settings.migration_url)
     results = await asyncio.gather(*probes.values(), return_exceptions=True)
     return {
         name: _reason(result)
@@ -582,6 +585,8 @@ def _not_reachable(down: dict[str, str], settings: Settings) -> str:
     where = {
         "postgres": f"PostgreSQL at {safe_url(settings.database_url)}",
         "kafka": f"Kafka at {settings.kafka_bootstrap_servers}",
+        "migrations": "PostgreSQL for the migrations (REVINTEL_MIGRATE_DATABASE_URL) at "
+        + safe_url(settings.migration_url),
         "startup": "the services",
     }
     names = " and ".join(where[name] for name in sorted(down))

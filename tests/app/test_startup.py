@@ -60,14 +60,18 @@ async def _stop(proc: asyncio.subprocess.Process) -> str:
     return out.decode()
 
 
-async def _waits_then_consumes(settings, producer, db, env: dict, gate: TcpGate, name: str):
+async def _waits_then_consumes(
+    settings, producer, db, env: dict, gate: TcpGate, name: str, health_says: str | None = None
+):
+    """``name``: what the log says is down; ``health_says``: what /health says (default the
+    same)."""
     port = free_port()
     worker = await spawn("run", env={**env, "REVINTEL_HTTP_PORT": str(port)})
     try:
 
         async def unavailable() -> bool:
             status, report = await health(port)
-            return status == 503 and report.get(name) == "unreachable"
+            return status == 503 and report.get(health_says or name) == "unreachable"
 
         await eventually(unavailable, within=60)
         await asyncio.sleep(2)  # a few attempts, still 503, still alive
@@ -95,6 +99,14 @@ async def test_run_waits_for_postgres_then_consumes(settings, producer, db):
     gate, url = _gate_for_database(settings.database_url)
     env = worker_env(settings, DATABASE_URL=url)
     await _waits_then_consumes(settings, producer, db, env, gate, "postgres")
+
+
+async def test_run_waits_for_the_migration_database_then_consumes(settings, producer, db):
+    """The owner's URL (REVINTEL_MIGRATE_DATABASE_URL) down while the worker's answers: it
+    waits for it too (no worker runs before its migrations), /health 503."""
+    gate, url = _gate_for_database(settings.migration_url)
+    env = worker_env(settings, REVINTEL_MIGRATE_DATABASE_URL=url)
+    await _waits_then_consumes(settings, producer, db, env, gate, "migrations", "postgres")
 
 
 async def test_run_waits_for_kafka_then_consumes(settings, producer, db):
@@ -130,13 +142,16 @@ async def test_sigterm_while_waiting_exits_0(settings):
     assert_graceful_exit(worker, log)
 
 
-@pytest.mark.parametrize("down", ["postgres", "kafka"])
+@pytest.mark.parametrize("down", ["postgres", "kafka", "migrations"])
 async def test_deadline_exits_1_with_one_line(settings, down):
     _closed, url = _gate_for_database(settings.database_url)
+    _closed_too, owner_url = _gate_for_database(settings.migration_url)
     kafka = _gate_for_kafka(settings.kafka_bootstrap_servers)
     env = worker_env(settings, REVINTEL_STARTUP_DEADLINE="3")
     if down == "postgres":
         env["DATABASE_URL"] = url
+    elif down == "migrations":
+        env["REVINTEL_MIGRATE_DATABASE_URL"] = owner_url
     else:
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.address
     proc = await asyncio.create_subprocess_exec(
@@ -153,7 +168,11 @@ async def test_deadline_exits_1_with_one_line(settings, down):
     lines = [line for line in err.decode().splitlines() if line.strip()]
     not_logs = [line for line in lines if not line.startswith("{")]
     assert len(not_logs) == 1, err.decode()[-3000:]
-    service = "PostgreSQL" if down == "postgres" else "Kafka"
+    service = {
+        "postgres": "PostgreSQL at ",
+        "kafka": "Kafka at ",
+        "migrations": "PostgreSQL for the migrations (REVINTEL_MIGRATE_DATABASE_URL) at ",
+    }[down]
     assert not_logs[0].startswith("error: cannot start the worker: " + service), not_logs
     assert "not reachable after 3 s" in not_logs[0] and "Traceback" not in err.decode()
     assert out.decode().strip() == ""
