@@ -39,6 +39,11 @@ DATABASE_COMMANDS = [
     ["dashboard"],
     ["changes", "--since", "2026-01-01"],
     ["produce-sample", "--timeout", "5"],
+    ["train", "churn"],
+    ["train", "deal"],
+    ["models", "list"],
+    ["models", "report", "deal"],
+    ["models", "promote", "deal", "no-such-version"],
 ]
 KAFKA_COMMANDS = [
     ["forecast", "--publish", "--as-of", "2026-01-01"],
