@@ -2,9 +2,10 @@
 (certificates made in the test, SCRAM users created at format time; tests/secure_broker.py),
 and `revintel run` configured only by the REVINTEL_KAFKA_* settings. The sample stream goes in
 with `revintel produce-sample` (SCRAM-SHA-512), the worker (SCRAM-SHA-256) scores it into
-PostgreSQL, and its alerts and metrics are read back over SASL_SSL (PLAIN). A wrong password
-fails with one line saying the broker rejected the credentials. No output carries a
-password, at DEBUG either."""
+PostgreSQL, its alerts are read back with `revintel alerts tail` (PLAIN) and its metrics by
+the test (PLAIN). A wrong password fails with one line saying the broker rejected the
+credentials, and `revintel tick` says so at once. No output carries a password, the worker's
+DEBUG log (the SASL exchange included) neither."""
 
 from __future__ import annotations
 
@@ -147,8 +148,12 @@ async def test_worker_scores_events_through_sasl_ssl(broker, database):
             env={**env, "REVINTEL_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"},
         )
         assert code == 0 and "applied all 59 events" in produced, produced
-        alerts = await _read_until(broker, topics["REVINTEL_ALERTS_TOPIC"], bool)
         await _read_until(broker, topics["REVINTEL_METRICS_TOPIC"], _after_a_batch)
+        code, tailed = await _revintel(
+            *("alerts", "tail", "--from-beginning", "--json", "--limit", "1"),
+            env={**env, "REVINTEL_KAFKA_SASL_MECHANISM": "PLAIN"},
+        )
+        assert code == 0, tailed
     finally:
         if worker.returncode is None:
             worker.send_signal(signal.SIGTERM)
@@ -166,11 +171,12 @@ async def test_worker_scores_events_through_sasl_ssl(broker, database):
     finally:
         await conn.close()
     assert {r["deal_id"] for r in scored} == deals
-    assert {json.loads(r.value)["deal_id"] for r in alerts} <= deals
+    alerts = [json.loads(line) for line in tailed.splitlines() if line.startswith("{")]
+    assert len(alerts) == 1 and alerts[0]["deal_id"] in deals, tailed
     # it logged in with SCRAM (the broker has no other listener) and DEBUG logged the exchange
     assert f"Authenticated as {broker.username} via SCRAM-SHA-256" in log
     assert "SaslAuthenticate" in log, log[-3000:]
-    _assert_no_password(log + produced, broker.password)
+    _assert_no_password(log + produced + tailed, broker.password)
 
 
 async def test_wrong_password_fails_with_one_line(broker, database):
