@@ -29,3 +29,8 @@ CREATE TABLE merged_deals (
     last_event_id   text NOT NULL,
     last_event_time timestamptz NOT NULL
 );
+
+-- A deal first seen through a change, its creation not arrived yet (a dropped webhook): its
+-- facts are partial, so it carries no scores, raises no alerts and is not aged by the clock
+-- until its deal.created arrives.
+ALTER TABLE deals ADD COLUMN incomplete boolean NOT NULL DEFAULT false;

@@ -504,3 +504,35 @@ async def test_a_merged_deal_leaves_the_pipeline_without_counting_as_lost(
         await db.fetchval("SELECT outcome FROM applied_events WHERE event_id = $1", later.id)
         == "stale"
     )
+
+
+async def test_an_update_for_an_unseen_deal_is_incomplete_until_its_creation(
+    settings, start_worker, producer, db
+):
+    """Issue 10: an update for a deal never seen used to become an empty deal at 66 %; it is
+    stored incomplete, without scores, until its creation arrives (here late, older)."""
+    d = unique("IC")
+    await start_worker(settings)
+    await publish(producer, settings.deal_topic, [event(d, "updated", {"amount": 700}, day=2)])
+
+    async def stored():
+        return await db.fetchrow("SELECT * FROM deals WHERE deal_id = $1", d)
+
+    await eventually(stored)
+    row = await stored()
+    assert row["incomplete"] and row["amount"] == Decimal(700)
+    assert (row["health_score"], row["close_probability"], row["alert_level"]) == (
+        None,
+        None,
+        "none",
+    )
+    await publish(producer, settings.deal_topic, [created(d, amount=500, day=0)])
+
+    async def completed():
+        row = await stored()
+        return not row["incomplete"] and row["health_score"] is not None
+
+    await eventually(completed)
+    row = await stored()
+    assert row["amount"] == Decimal(700) and row["created_at"] == day(0)  # the newer amount
+    assert row["close_probability"] is not None

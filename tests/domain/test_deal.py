@@ -205,3 +205,32 @@ def test_a_late_stage_of_a_deal_first_seen_through_another_field_replaces_its_de
     late = apply_event(s, event("D10", "stage_changed", {"stage": "proposal"}, day=1))
     assert late is not None and late.stage is DealStage.proposal
     assert late.stage_entered_at == s.stage_entered_at  # the default stint, replaced
+
+
+def test_a_deal_first_seen_through_a_change_is_incomplete_until_its_creation():
+    """Issue 10: an update for a deal never seen used to become an empty deal scored at 66 %
+    and alerted on; it is now incomplete until its creation arrives, even late."""
+    from worker.domain.batch import Incoming, RecordRef
+    from worker.domain.deal_batch import apply_deal_batch
+    from worker.engine import load_framework
+
+    s = fold(event("D11", "updated", {"amount": 700_000}, day=2))
+    assert s.incomplete
+    assert not fold(created("D12")).incomplete
+    late = apply_event(s, created("D11", amount=5, day=0))
+    assert late is not None and not late.incomplete and late.amount == Decimal(700_000)
+
+    ref = RecordRef("t", 0, 0, None, None, ())
+    risky = {  # large, overdue, silent for months: at risk
+        "amount": 900_000,
+        "stage": "negotiation",
+        "expected_close_date": "2025-10-01",
+        "last_activity_at": "2025-06-01T00:00:00Z",
+    }
+    out = apply_deal_batch(
+        {}, set(), [Incoming(event("D13", "stage_changed", risky), ref)], load_framework()
+    )
+    assert out.states["D13"].incomplete and out.alerts == []
+    out = apply_deal_batch({}, set(), [Incoming(created("D14", **risky), ref)], load_framework())
+    assert not out.states["D14"].incomplete
+    assert [a.kind for a in out.alerts] == ["at_risk"]  # the same facts, complete: alerted

@@ -21,7 +21,9 @@ Rules (the event's ``time`` is the only clock):
 - A merge (``deal.merged``) is final, whatever its time: the deal names the one it went into
   and every later event of it is stale. It is neither won nor lost.
 - An update for a deal never created is applied as its creation (CRMs drop webhooks; the
-  next change should still produce the deal), starting in prospecting.
+  next change should still produce the deal), starting in prospecting, and the deal is
+  ``incomplete`` until its creation arrives (at any time): the worker neither scores it as
+  a normal deal nor alerts on it meanwhile.
 - Replay determinism: the result depends only on the events and their order on the deal's
   partition, never on how they were batched (``field_times`` is stored with the deal).
 """
@@ -77,6 +79,8 @@ class DealState(BaseModel):
     field_times: dict[str, datetime] = {}
     # the deal it was merged into: the store keeps only a tombstone (see store.deals)
     merged_into: str | None = None
+    # first seen through a change, its creation not arrived yet: not scored nor alerted on
+    incomplete: bool = False
 
 
 # Our field of a DealFields name, where they differ; ``last_activity_at`` only moves forward,
@@ -144,13 +148,14 @@ def _activity(state: DealState, event: DealActivityLogged) -> dict[str, Any]:
     return changes
 
 
-def _new_state(deal_id: str, at: datetime, event_id: str) -> DealState:
+def _new_state(deal_id: str, at: datetime, event_id: str, incomplete: bool) -> DealState:
     return DealState(
         deal_id=deal_id,
         created_at=at,
         stage_entered_at=at,
         last_event_id=event_id,
         last_event_time=at,
+        incomplete=incomplete,
     )
 
 
@@ -159,7 +164,7 @@ def apply_event(state: DealState | None, event: DealEvent) -> DealState | None:
     deal's last event, and every change it carries older than its field's)."""
     at = event.time
     if state is None:
-        state = _new_state(event.subject, at, event.id)
+        state = _new_state(event.subject, at, event.id, event.type != "deal.created")
     elif state.merged_into is not None:
         return None  # merged away: the surviving deal carries on
     newest = at >= state.last_event_time
@@ -177,6 +182,8 @@ def apply_event(state: DealState | None, event: DealEvent) -> DealState | None:
         changes = _field_changes(state, event.data, at)
     if event.type == "deal.created" and at < state.created_at:
         changes["created_at"] = at  # a late creation: the deal existed before its first event
+    if event.type == "deal.created" and state.incomplete:
+        changes["incomplete"] = False
 
     if "stage" in changes and changes["stage"] != state.stage:
         # never before the current stint (a deal first seen through another field sat in

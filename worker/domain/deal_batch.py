@@ -85,7 +85,9 @@ class DealBatchOutcome(ScoredOutcome[DealEvent, DealState, DealScore, AlertTrack
     def learn_close(self, models: DealModels | None) -> None:
         """The learned close probability of every open deal of the batch, each as of its last
         event (one call per model)."""
-        open_deals = [s for s in self.states.values() if s.stage in OPEN_STAGES]
+        open_deals = [
+            s for s in self.states.values() if s.stage in OPEN_STAGES and not s.incomplete
+        ]
         self.learn_close_at(models, open_deals, [s.last_event_time for s in open_deals])
 
     def learn_close_at(
@@ -226,7 +228,10 @@ def apply_deal_batch(
         if after is None:
             return False
         score = score_deal(facts_of(after), after.last_event_time, framework)
-        new_track, alert = reassess(track, rules, after, score, item)
+        # an incomplete deal (its creation not seen) raises no alert: its facts are partial
+        new_track, alert = (
+            (track, None) if after.incomplete else reassess(track, rules, after, score, item)
+        )
         # nothing below can fail: the event is applied
         if before is None or after.stage != before.stage:
             out.stints.append(Stint(deal_id, after.stage.value, after.stage_entered_at))

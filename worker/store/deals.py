@@ -52,6 +52,7 @@ STATE_COLUMNS: dict[str, str] = {
     "last_event_time": "timestamptz",
     "field_times": "jsonb",
     "merged_into": "text",
+    "incomplete": "boolean",
 }
 SCORE_COLUMNS: dict[str, str] = {
     "health_score": "smallint",
@@ -209,7 +210,20 @@ def deal_row(
     if prediction is not None:
         row["predicted_amount"] = prediction.predicted_value
         row["score_details"]["value"] = prediction.model_dump()
+    if state.incomplete:  # its creation not seen: no score to show, count or alert on
+        row.update(UNSCORED)
     return row
+
+
+UNSCORED = {
+    "health_score": None,
+    "health_category": None,
+    "close_probability": None,
+    "risk_factors": [],
+    "score_details": None,
+    "predicted_amount": None,
+    "challenger_probability": None,
+}
 
 
 def probability_details(score: DealScore, learned: LearnedClose | None) -> dict[str, Any]:
@@ -308,6 +322,7 @@ SELECT deal_id, name, company, owner, amount, currency, stage, industry, lead_sc
        health_category, close_probability, scored_at, last_event_time
 FROM deals
 WHERE source_partition = $1 AND deal_id > $2 AND stage NOT IN ('closed_won', 'closed_lost')
+    AND NOT incomplete
 ORDER BY deal_id LIMIT $3 FOR UPDATE
 """
 AGED_COLUMNS = {"deal_id": "text", **SCORE_COLUMNS, **ALERT_COLUMNS}
