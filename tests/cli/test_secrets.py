@@ -119,6 +119,19 @@ def test_refused_services_print_no_secret(args, form):
     _assert_no_secret(args, _env(_url(form, "127.0.0.1:1"), "127.0.0.1:1"))
 
 
+@pytest.mark.parametrize("args", [["migrate"], ["run"]], ids=" ".join)
+def test_refused_migration_database_prints_no_secret(args):
+    """The owner's URL (REVINTEL_MIGRATE_DATABASE_URL) carries the password; `run` names that
+    database in its one line when it stays away."""
+    env = _env(
+        "postgresql://revintel_worker@127.0.0.1:1/revintel",
+        "127.0.0.1:1",
+        REVINTEL_MIGRATE_DATABASE_URL=_url("encoded", "127.0.0.1:1"),
+    )
+    output = _assert_no_secret(args, env)
+    assert "127.0.0.1:1" in output
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
 def test_rejected_credentials_print_no_secret(args, services):
