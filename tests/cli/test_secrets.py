@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 import structlog
 
+from worker.cli.common import mask_secrets
 from worker.log import Masker, MaskingStream, configure_logging
 from worker.settings import Settings
 
@@ -168,6 +169,18 @@ def test_settings_list_every_configured_secret(monkeypatch):
     assert PLANTED in query.secrets
     # the local default revintel:revintel: the password is the user name, shown anyway
     assert "revintel" not in Settings(database_url="postgresql://revintel:revintel@h/db").secrets
+
+
+def test_command_errors_mask_the_password_not_names_that_equal_it():
+    """A command's error keeps `revintel.alerts` whole under the local revintel:revintel URL
+    (the password is the user name, shown anyway), and masks a real password."""
+    local = Settings(database_url="postgresql://revintel:revintel@h/db")
+    message = "cannot read revintel.alerts at postgresql://revintel:revintel@h/db"
+    assert mask_secrets(message, local) == (
+        "cannot read revintel.alerts at postgresql://revintel:***@h/db"
+    )
+    owned = Settings(database_url=f"postgresql://revintel:{PLANTED}@h/db")
+    assert mask_secrets(f"revintel.alerts: {PLANTED}", owned) == "revintel.alerts: ***"
 
 
 def test_the_migration_url_is_a_secret_and_names_the_worker_role():
