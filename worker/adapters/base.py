@@ -307,6 +307,29 @@ FieldTable = Mapping[str, tuple[str, Converter]]
 """Vendor field name -> (our ``DealFields`` name, converter)."""
 
 
+# Our DealFields name -> the converter of a vendor's value for it (a vendor's own, for a field
+# it sends in another form, goes in ``field_table``'s ``special``).
+CONVERTERS: dict[str, Converter] = {
+    "name": text,
+    "company": text,
+    "owner": text,
+    "amount": to_amount,
+    "currency": to_currency,
+    "expected_close_date": to_date,
+    "last_activity_at": to_datetime,
+    "interactions": to_count,
+}
+
+
+def field_table(
+    ours: Mapping[str, str], special: Mapping[str, Converter] | None = None
+) -> FieldTable:
+    """A vendor's field table from vendor field -> our field, in that order, each converted
+    by our field's converter unless ``special`` gives the vendor field its own."""
+    own = special or {}
+    return {vendor: (field, own.get(vendor, CONVERTERS[field])) for vendor, field in ours.items()}
+
+
 CLEARABLE = frozenset(get_args(ClearableField))
 
 
@@ -476,6 +499,25 @@ def each_item(
             where = f"{item} [{i}]" if len(items) > 1 else item
             raise AdapterError(f"{source} {where}: {exc.reason}") from exc
     return events
+
+
+def item_adapter(
+    source: str,
+    item: str,
+    events_of: Callable[[Any, StageMap], list[DealEvent]],
+    *,
+    by_time: bool = False,
+) -> Callable[[bytes, StageMap], list[DealEvent]]:
+    """The adapter of a vendor whose body is one ``item`` or a JSON array of them (``each_item``
+    with ``events_of``, guarded), its events sorted by time when the vendor's batches are not
+    ordered (``by_time``)."""
+
+    @guarded(source)
+    def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
+        events = each_item(raw, stages, source, item, events_of)
+        return sort_by_time(events) if by_time else events
+
+    return to_events
 
 
 def sort_by_time(events: Adapted) -> Adapted:

@@ -46,43 +46,39 @@ from typing import Any
 from schemas.deal_events import DealEvent
 from worker.adapters.base import (
     AdapterError,
-    FieldTable,
     Skipped,
     StageMap,
     blank,
     build,
     change_events,
     deleted,
-    each_item,
-    guarded,
+    field_table,
     ident,
+    item_adapter,
     map_fields,
     merged,
     ms_of,
     require,
-    sort_by_time,
     text,
-    to_amount,
-    to_count,
-    to_currency,
-    to_date,
     to_datetime,
 )
 
 SOURCE_PREFIX = "hubspot"
 
 
-# HubSpot property -> (our field, converter). ``dealstage`` is handled through the stage map.
-PROPERTIES: FieldTable = {
-    "dealname": ("name", text),
-    "amount": ("amount", to_amount),
-    "closedate": ("expected_close_date", to_date),
-    "hubspot_owner_id": ("owner", text),
-    "deal_currency_code": ("currency", to_currency),
-    "notes_last_contacted": ("last_activity_at", to_datetime),
-    "notes_last_updated": ("last_activity_at", to_datetime),
-    "num_contacted_notes": ("interactions", to_count),
-}
+# HubSpot property -> our field. ``dealstage`` is handled through the stage map.
+PROPERTIES = field_table(
+    {
+        "dealname": "name",
+        "amount": "amount",
+        "closedate": "expected_close_date",
+        "hubspot_owner_id": "owner",
+        "deal_currency_code": "currency",
+        "notes_last_contacted": "last_activity_at",
+        "notes_last_updated": "last_activity_at",
+        "num_contacted_notes": "interactions",
+    }
+)
 IGNORED_TYPES = {"deal.associationChange"}
 REREAD_TYPES = {"deal.restore"}
 DELETION_TYPES = {"deal.deletion", "deal.privacyDeletion"}
@@ -174,6 +170,4 @@ def _merge(
     ]
 
 
-@guarded("hubspot")
-def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
-    return sort_by_time(each_item(raw, stages, "hubspot", "notification", _one))
+to_events = item_adapter("hubspot", "notification", _one, by_time=True)

@@ -44,11 +44,11 @@ from typing import Any
 from schemas.deal_events import DealEvent, DealStage
 from worker.adapters.base import (
     AdapterError,
-    FieldTable,
     StageMap,
     blank,
     change_events,
     deleted,
+    field_table,
     guarded,
     ident,
     map_fields,
@@ -56,10 +56,7 @@ from worker.adapters.base import (
     parse_json,
     require,
     text,
-    to_amount,
     to_count,
-    to_currency,
-    to_date,
     to_datetime,
 )
 
@@ -79,18 +76,21 @@ def _owner(value: Any, what: str) -> str | None:
 
 
 # Applied in this order, so that owner_name wins over owner_id and org_name over org_id.
-FIELDS: FieldTable = {
-    "title": ("name", text),
-    "value": ("amount", to_amount),
-    "currency": ("currency", to_currency),
-    "expected_close_date": ("expected_close_date", to_date),
-    "owner_id": ("owner", _owner),
-    "owner_name": ("owner", text),
-    "org_id": ("company", _expanded_name),
-    "org_name": ("company", text),
-    "last_activity_date": ("last_activity_at", to_datetime),
-    "done_activities_count": ("interactions", to_count),
-}
+FIELDS = field_table(
+    {
+        "title": "name",
+        "value": "amount",
+        "currency": "currency",
+        "expected_close_date": "expected_close_date",
+        "owner_id": "owner",
+        "owner_name": "owner",
+        "org_id": "company",
+        "org_name": "company",
+        "last_activity_date": "last_activity_at",
+        "done_activities_count": "interactions",
+    },
+    special={"owner_id": _owner, "org_id": _expanded_name},
+)
 
 
 @guarded("pipedrive")

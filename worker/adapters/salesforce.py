@@ -55,22 +55,18 @@ from typing import Any
 from schemas.deal_events import DealEvent, DealStage
 from worker.adapters.base import (
     AdapterError,
-    FieldTable,
     StageMap,
     blank,
     change_events,
     deleted,
-    each_item,
-    guarded,
+    field_table,
     ident,
+    item_adapter,
     map_fields,
     ms_of,
     require,
     text,
-    to_amount,
     to_count,
-    to_currency,
-    to_date,
     to_datetime,
     with_cleared,
 )
@@ -78,14 +74,16 @@ from worker.adapters.base import (
 SOURCE = "salesforce/cdc/Opportunity"
 
 
-FIELDS: FieldTable = {
-    "Name": ("name", text),
-    "Amount": ("amount", to_amount),
-    "CloseDate": ("expected_close_date", to_date),
-    "OwnerId": ("owner", text),
-    "CurrencyIsoCode": ("currency", to_currency),
-    "LastActivityDate": ("last_activity_at", to_datetime),
-}
+FIELDS = field_table(
+    {
+        "Name": "name",
+        "Amount": "amount",
+        "CloseDate": "expected_close_date",
+        "OwnerId": "owner",
+        "CurrencyIsoCode": "currency",
+        "LastActivityDate": "last_activity_at",
+    }
+)
 KNOWN_CHANGES = {"CREATE", "UPDATE", "DELETE", "UNDELETE"}
 
 
@@ -205,6 +203,4 @@ def _one(item: Any, stages: StageMap) -> list[DealEvent]:
     return events
 
 
-@guarded("salesforce")
-def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
-    return each_item(raw, stages, "salesforce", "change event", _one)
+to_events = item_adapter("salesforce", "change event", _one)
