@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from worker.cli.common import SERVICE_ERRORS, console, database, fail, now, quiet_logs, settings
+from worker.models.registry import SavedVersion
 from worker.models.training import NotEnoughOutcomes
 from worker.settings import Settings
 
@@ -54,12 +55,12 @@ def print_split(split: dict[str, Any]) -> None:
 def _run_training(
     s: Settings,
     kind: str,
-    job: Callable[[asyncpg.Pool], Awaitable[Any]],
-) -> Any:
+    job: Callable[[asyncpg.Pool], Awaitable[SavedVersion]],
+) -> SavedVersion:
     """Run one training ``job`` against the database: too little data is said and exits 0,
     a service error is one line (exit 2)."""
 
-    async def main() -> Any:
+    async def main() -> SavedVersion:
         async with database(s) as pool:
             return await job(pool)
 
@@ -73,7 +74,7 @@ def _run_training(
         fail(f"cannot train the {kind} model: {exc}")
 
 
-def _print_json(done: Any) -> None:
+def _print_json(done: SavedVersion) -> None:
     summary = done.version.model_dump(mode="json", exclude={"artifact"})
     print(json.dumps({**summary, "rescored": done.rescored}, indent=2))
 

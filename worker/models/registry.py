@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ __all__ = [
     "ArtifactError",
     "ModelVersion",
     "Role",
+    "SavedVersion",
     "dump_model",
     "load_model",
     "new_version",
@@ -68,6 +70,15 @@ class ModelVersion(BaseModel):
     def load(self) -> Any:
         """The fitted model (integrity checked)."""
         return load_model(self.artifact, self.artifact_sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedVersion:
+    """A version as saved (a training's or a promotion's), with its role, and the scores
+    recomputed with it (0 unless it became the champion)."""
+
+    version: ModelVersion
+    rescored: int
 
 
 def sha256_hex(artifact: bytes) -> str:

@@ -12,7 +12,6 @@ the heuristic stays in charge.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -20,21 +19,15 @@ import asyncpg
 from worker.engine import Framework
 from worker.log import get_logger
 from worker.models.churn import KIND, LoadedChurnModel, TrainingRow, TrainParams, train
-from worker.models.registry import ModelVersion
+from worker.models.registry import SavedVersion
 from worker.store import churn, models
 
 log = get_logger(component="churn-training")
 
 
-@dataclass(frozen=True, slots=True)
-class TrainedVersion:
-    version: ModelVersion  # as saved, with its role
-    rescored: int  # accounts rescored (0 unless it became champion)
-
-
 async def train_churn(
     pool: asyncpg.Pool, framework: Framework, params: TrainParams, trained_at: datetime
-) -> TrainedVersion:
+) -> SavedVersion:
     """Train on every stored outcome, save the version, rescore when it is the champion."""
     async with pool.acquire() as conn:
         outcomes = await churn.outcomes(conn)
@@ -48,12 +41,12 @@ async def train_churn(
     if role == "champion":
         loaded = LoadedChurnModel(saved.version, trained.model)
         rescored = await churn.rescore(pool, framework, loaded)
-    return TrainedVersion(saved, rescored)
+    return SavedVersion(saved, rescored)
 
 
-async def promote_churn(pool: asyncpg.Pool, framework: Framework, version: str) -> TrainedVersion:
+async def promote_churn(pool: asyncpg.Pool, framework: Framework, version: str) -> SavedVersion:
     """Make ``version`` the churn champion and rescore every account with it."""
     async with pool.acquire() as conn:
         promoted = await models.promote(conn, KIND, version)
     loaded = LoadedChurnModel(promoted.version, promoted.load())
-    return TrainedVersion(promoted, await churn.rescore(pool, framework, loaded))
+    return SavedVersion(promoted, await churn.rescore(pool, framework, loaded))

@@ -13,7 +13,6 @@ charge.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -22,17 +21,11 @@ from worker.engine import Framework
 from worker.log import get_logger
 from worker.models.deal_scoring import KIND, DealModels, LoadedDealModel
 from worker.models.deal_training import DealTrainParams, NotEnoughDeals, train_deal_model
-from worker.models.registry import ModelVersion
+from worker.models.registry import SavedVersion
 from worker.store import deal_models, models
 from worker.tasks.champion import load_deal
 
 log = get_logger(component="deal-training")
-
-
-@dataclass(frozen=True, slots=True)
-class TrainedDealVersion:
-    version: ModelVersion  # as saved, with its role
-    rescored: int  # open deals rescored (0 unless it became champion)
 
 
 async def train_deal(
@@ -41,7 +34,7 @@ async def train_deal(
     params: DealTrainParams,
     trained_at: datetime,
     challenger_share: float = 0.0,
-) -> TrainedDealVersion:
+) -> SavedVersion:
     """Train as of the data's as-of, save the version, rescore when it is the champion."""
     async with pool.acquire() as conn:
         cut = await deal_models.data_as_of(conn)
@@ -59,12 +52,12 @@ async def train_deal(
     if role == "champion":
         loaded = LoadedDealModel(saved.version, trained.artifact)
         rescored = await _rescore(pool, framework, DealModels(loaded, None, challenger_share))
-    return TrainedDealVersion(saved, rescored)
+    return SavedVersion(saved, rescored)
 
 
 async def promote_deal(
     pool: asyncpg.Pool, framework: Framework, version: str, challenger_share: float = 0.0
-) -> TrainedDealVersion:
+) -> SavedVersion:
     """Make ``version`` the deal champion and rescore every open deal with it (the remaining
     challenger, if any, beside it), as of the data's as-of."""
     async with pool.acquire() as conn:
@@ -73,7 +66,7 @@ async def promote_deal(
     loaded = DealModels(
         load_deal(promoted), None if challenger is None else load_deal(challenger), challenger_share
     )
-    return TrainedDealVersion(promoted, await _rescore(pool, framework, loaded))
+    return SavedVersion(promoted, await _rescore(pool, framework, loaded))
 
 
 async def _rescore(pool: asyncpg.Pool, framework: Framework, loaded: DealModels) -> int:
