@@ -23,11 +23,19 @@ def test_attributes_merge_key_by_key_and_null_removes():
 
 
 @pytest.mark.parametrize(
-    "attributes",
-    [{"Region": "x"}, {"flag": True}, {"x": float("nan")}, {"x": "y" * 201}],
+    ("attributes", "reason"),
+    [
+        ({"Region": "x"}, r"attributes\.Region\.\[key\]\n  String should match pattern"),
+        ({"flag": True}, r"attributes\.flag\.constrained-float\n  Input should be a valid number"),
+        (
+            {"x": float("nan")},
+            r"attributes\.x\.constrained-float\n  Input should be a finite number",
+        ),
+        ({"x": "y" * 201}, r"attributes\.x\.constrained-str\n  String should have at most 200 "),
+    ],
 )
-def test_bad_attributes_are_refused_by_the_contract(attributes):
-    with pytest.raises(ValidationError):
+def test_bad_attributes_are_refused_by_the_contract(attributes, reason):
+    with pytest.raises(ValidationError, match=reason):
         created("A", attributes=attributes)
 
 

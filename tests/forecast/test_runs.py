@@ -534,7 +534,7 @@ async def test_a_failure_midway_through_the_snapshots_leaves_none(pool, deals, m
 
     monkeypatch.setattr(fj, "compute_forecast", broken_last_month)
     before, snaps = await run_ids(pool), await snapshot_count(pool)
-    with pytest.raises(asyncpg.CheckViolationError):
+    with pytest.raises(asyncpg.CheckViolationError, match='"forecast_snapshots_check"'):
         await run_forecast(pool, as_of=None, kind="manual", framework_version=FW)
     await assert_failed_without_snapshots(pool, before, "CheckViolationError")
     assert await snapshot_count(pool) == snaps

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -97,11 +98,15 @@ def test_contract_round_trips_through_json():
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [{"kind": "hourly"}, {"as_of_source": "clock"}],
+    ("overrides", "reason"),
+    [
+        ({"kind": "hourly"}, "kind\n  Input should be 'scheduled', 'daily' or 'manual'"),
+        ({"as_of_source": "clock"}, "as_of_source\n  Input should be 'data' or 'explicit'"),
+    ],
 )
-def test_contract_rejects_unknown_values(overrides):
-    with pytest.raises(ValidationError):
+def test_contract_rejects_unknown_values(overrides, reason):
+    match = re.escape(f"1 validation error for ForecastPublished\n{reason}")
+    with pytest.raises(ValidationError, match=match):
         published(**overrides)
 
 

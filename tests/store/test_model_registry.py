@@ -69,7 +69,7 @@ async def test_save_champion_challenger_promote_and_retire(db: asyncpg.Pool):
         # promoting the champion again changes nothing; an unknown version is refused
         await models.promote(conn, kind, third.version)
         assert await models.champion_version(conn, kind) == third.version
-        with pytest.raises(models.RegistryError):
+        with pytest.raises(models.RegistryError, match=f"^no {kind} model version 'nope'$"):
             await models.promote(conn, kind, "nope")
 
 
@@ -78,7 +78,7 @@ async def test_the_database_refuses_a_second_champion(db: asyncpg.Pool):
     a, b = _version(kind, 0, 1), _version(kind, 1, 2)
     async with db.acquire() as conn:
         await models.save(conn, a, "champion")
-        with pytest.raises(asyncpg.UniqueViolationError):
+        with pytest.raises(asyncpg.UniqueViolationError, match='"model_versions_one_champion"'):
             await conn.execute(
                 "INSERT INTO model_versions (kind, version, role, trained_at, artifact, "
                 "artifact_sha256) VALUES ($1, $2, 'champion', $3, $4, $5)",

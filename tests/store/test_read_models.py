@@ -602,7 +602,7 @@ async def test_stage_history_allows_one_open_stint_per_deal(rm):
         await conn.execute(
             "INSERT INTO deal_stage_history VALUES ('h-1', 'prospecting', $1, NULL)", NOW
         )
-        with pytest.raises(asyncpg.UniqueViolationError):
+        with pytest.raises(asyncpg.UniqueViolationError, match='"deal_stage_history_open_idx"'):
             await conn.execute(
                 "INSERT INTO deal_stage_history VALUES ('h-1', 'proposal', $1, NULL)",
                 NOW + timedelta(days=1),

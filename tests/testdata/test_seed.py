@@ -163,7 +163,7 @@ def test_plan_batches_full_speed_and_paced():
     slow = list(plan_batches(3, 0.5))
     assert [(due, s.start) for due, s in slow] == [(0.0, 0), (2.0, 1), (4.0, 2)]
     assert list(plan_batches(0, None)) == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^rate must be positive$"):
         list(plan_batches(3, 0))
 
 
