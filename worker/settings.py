@@ -162,6 +162,20 @@ class Settings(BaseSettings):
     def _blank_forever(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
+    @field_validator(
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "stage_map_path",
+        "framework_path",
+        mode="before",
+    )
+    @classmethod
+    def _blank_file_unset(cls, value: object) -> object:
+        """An empty value (``REVINTEL_KAFKA_SSL_CAFILE=``, as templates leave them) means
+        none, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("retrain_cron", mode="before")
     @classmethod
     def _no_retrain(cls, value: object) -> object:
