@@ -59,8 +59,13 @@ async def insert(conn: asyncpg.Connection, alerts: Sequence[DealAlert | AccountA
 
 
 async def lock_relay(conn: asyncpg.Connection) -> bool:
-    """Whether this transaction is the one publishing relay (until it ends)."""
-    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK))
+    """Whether this session is the one publishing relay (until :func:`unlock_relay`, or the
+    session's end): a session lock, so no transaction stays open while the broker answers."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK))
+
+
+async def unlock_relay(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
 
 
 async def pending(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:

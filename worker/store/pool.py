@@ -9,12 +9,21 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 CONNECT_TIMEOUT = 10.0
+# Every execution planned for its parameters: asyncpg prepares each statement once per
+# connection, and a generic plan chosen while the tables were small (or had no statistics yet)
+# stayed a sequential scan of applied_events and deal_stage_history as they grew (issue 11).
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 async def create_pool(database_url: str, max_size: int = 6) -> asyncpg.Pool:
     # batches, the outbox relay, the forecast job and /health each take a connection at times
     return await asyncpg.create_pool(
-        database_url, min_size=1, max_size=max_size, command_timeout=60, timeout=CONNECT_TIMEOUT
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        command_timeout=60,
+        timeout=CONNECT_TIMEOUT,
+        server_settings=SERVER_SETTINGS,
     )
 
 

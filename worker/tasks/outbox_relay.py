@@ -1,11 +1,12 @@
 """Publishes pending alert outbox rows to the alerts topic, in order, then marks them sent.
 
-One relay publishes at a time across replicas (a transaction-scoped advisory lock), so a deal's
-or an account's alerts reach Kafka in the order they were written. Key = the deal or account id;
-headers ``alert_id``, ``kind`` and ``entity`` ("deal" or "account"). The producer is idempotent
-with acks=all; rows are marked only after the broker acknowledged them. A crash after the
-publish and before the mark republishes those alerts with the same ``alert_id`` (consumers
-dedupe by it).
+One relay publishes at a time across replicas (a session advisory lock held from the read of
+the pending rows to their mark, with no transaction open meanwhile: the consumers' writes and
+vacuum never wait on the broker), so a deal's or an account's alerts reach Kafka in the order
+they were written. Key = the deal or account id; headers ``alert_id``, ``kind`` and ``entity``
+("deal" or "account"). The producer is idempotent with acks=all; rows are marked only after
+the broker acknowledged them. A crash after the publish and before the mark republishes those
+alerts with the same ``alert_id`` (consumers dedupe by it).
 """
 
 from __future__ import annotations
@@ -59,29 +60,15 @@ class OutboxRelay(BackgroundTask):
     async def publish_pending(self) -> int:
         """Publish one batch of pending alerts; return how many (0: none, or another relay
         holds the lock)."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             if not await outbox.lock_relay(conn):
                 return 0
-            rows = await outbox.pending(conn, self.batch_size)
-            if not rows:
-                return 0
-            await send_all(
-                self.producer,
-                self.topic,
-                [
-                    (
-                        r["deal_id"].encode(),
-                        r["payload"].encode(),
-                        [
-                            ("alert_id", str(r["alert_id"]).encode()),
-                            ("kind", r["kind"].encode()),
-                            ("entity", r["entity"].encode()),
-                        ],
-                    )
-                    for r in rows
-                ],
-            )
-            await outbox.mark_published(conn, [r["seq"] for r in rows])
+            try:
+                rows = await self._publish(conn)
+            finally:
+                await outbox.unlock_relay(conn)
+        if not rows:
+            return 0
         for r in rows:
             self.log.info(
                 "alert_published",
@@ -92,6 +79,30 @@ class OutboxRelay(BackgroundTask):
             )
         self.published += len(rows)
         return len(rows)
+
+    async def _publish(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        """Publish the oldest pending rows, then mark them (the relay's lock held)."""
+        rows = await outbox.pending(conn, self.batch_size)
+        if not rows:
+            return []
+        await send_all(
+            self.producer,
+            self.topic,
+            [
+                (
+                    r["deal_id"].encode(),
+                    r["payload"].encode(),
+                    [
+                        ("alert_id", str(r["alert_id"]).encode()),
+                        ("kind", r["kind"].encode()),
+                        ("entity", r["entity"].encode()),
+                    ],
+                )
+                for r in rows
+            ],
+        )
+        await outbox.mark_published(conn, [r["seq"] for r in rows])
+        return rows
 
     async def backlog(self) -> int:
         return await outbox.backlog(self.pool)
