@@ -155,11 +155,12 @@ def _classifier(kind: ModelKind = "boosting", seed: int = 0) -> Any:
     return make_pipeline(columns, LogisticRegression(C=0.1, max_iter=500))
 
 
-def _proba(clf: Any, rows: np.ndarray) -> np.ndarray:
-    """Class probabilities in the order (neither, won, lost), zero for a class never seen."""
+def _proba(clf: Any, rows: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities in the order (neither, won, lost), zero for a class never seen
+    (``known``: the classifier's ``predict_proba`` of ``rows``, when already computed)."""
     out = np.zeros((len(rows), 3))
     if len(rows):
-        out[:, clf.classes_] = clf.predict_proba(rows)
+        out[:, clf.classes_] = clf.predict_proba(rows) if known is None else known
     return out
 
 
@@ -195,9 +196,12 @@ class DealModel:
             rows[idx] = block.reshape(len(idx), self.months, len(FEATURES))
         return rows.reshape(len(deals) * self.months, len(FEATURES))
 
-    def predict_rows(self, rows: np.ndarray, n: int) -> DealPredictions:
-        """Predictions from feature rows already built (``n`` deals, ``self.months`` rows each)."""
-        return self._from_rows(rows, n)
+    def predict_rows(
+        self, rows: np.ndarray, n: int, class_proba: np.ndarray | None = None
+    ) -> DealPredictions:
+        """Predictions from feature rows already built (``n`` deals, ``self.months`` rows each);
+        ``class_proba``: the classifier's ``predict_proba`` of ``rows`` when already known."""
+        return self._from_rows(rows, n, class_proba)
 
     def _shrunk(self, raw: np.ndarray, horizon: np.ndarray) -> np.ndarray:
         """``raw`` moved toward a typical deal's close probability at the same moment, by
@@ -206,8 +210,10 @@ class DealModel:
         centre = _typical(self, horizon)
         return centre + self.shrink * (raw - centre)
 
-    def _from_rows(self, rows: np.ndarray, n: int) -> DealPredictions:
-        proba = _proba(self.classifier, rows).reshape(n, self.months, 3)
+    def _from_rows(
+        self, rows: np.ndarray, n: int, class_proba: np.ndarray | None = None
+    ) -> DealPredictions:
+        proba = _proba(self.classifier, rows, class_proba).reshape(n, self.months, 3)
         win, loss = proba[:, :, WON], proba[:, :, LOST]
         raw = _close(win, loss, self.history.base_rate)
         if self.shrink < 1.0 and n:

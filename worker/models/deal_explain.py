@@ -29,6 +29,7 @@ import numpy as np
 from schemas.deal_events import OPEN_STAGES
 from worker.models.deal import LOST, NEITHER, WON, DealModel, TrainingSet
 from worker.models.deal_features import BASE_FEATURES, FEATURES, STAGE_FEATURES, History
+from worker.models.tree_occlusion import Occlusion, forest_of, occluded_proba
 
 __all__ = ["FACTOR_GROUPS", "DealExplanation", "DealProfile", "effects", "explain"]
 
@@ -150,7 +151,9 @@ def effects(
     """The close probabilities of ``n`` deals (feature ``rows`` as :meth:`DealModel.rows_each`
     gives them) and, per deal and factor group, how much setting that group to ``reference``
     lowers them: one call of the classifier for all. A group already at the reference moves
-    nothing and is not predicted again (most of a batch's groups: the trees' cost is per row)."""
+    nothing and is not predicted again (most of a batch's groups: the trees' cost is per row).
+    A histogram gradient boosting runs an occluded row only through the trees whose path it
+    took tests the group (:mod:`worker.models.tree_occlusion`: the same probabilities)."""
     months = rows.shape[0] // n if n else model.months
     per_deal = rows.reshape(n, months, rows.shape[1])
     base_rows = per_deal[:, 0, :]
@@ -163,13 +166,31 @@ def effects(
             blocks.append(occluded)
             owners.append((g, moved))
     stacked = np.concatenate(blocks).reshape(-1, rows.shape[1])
-    p = model.predict_rows(stacked, len(stacked) // months).close_probability
+    known = _class_proba(model, rows, months, reference, owners)
+    p = model.predict_rows(stacked, len(stacked) // months, known).close_probability
     base, effect = p[:n], np.zeros((n, len(_COLUMNS)))
     start = n
     for g, moved in owners:
         effect[moved, g] = base[moved] - p[start : start + len(moved)]
         start += len(moved)
     return base, effect
+
+
+def _class_proba(
+    model: DealModel,
+    rows: np.ndarray,
+    months: int,
+    reference: np.ndarray,
+    owners: list[tuple[int, np.ndarray]],
+) -> np.ndarray | None:
+    """The classifier's probabilities of the rows and their occlusions, stacked as
+    :func:`effects` stacks them, by the trees' shortcut; None when the classifier has none."""
+    forest = forest_of(model.classifier, list(_COLUMNS.values()))
+    if forest is None or not len(rows):
+        return None
+    groups = list(_COLUMNS.values())
+    blocks = [Occlusion(groups[g], moved, 1 << g) for g, moved in owners]
+    return occluded_proba(forest, rows, months, reference, blocks)
 
 
 def _pct(x: float) -> str:

@@ -41,7 +41,6 @@ __all__ = [
 
 KIND = "deal"
 HEURISTIC = "heuristic"  # the model version of the framework's close probability
-LARGE_BATCH = 2000  # deals from which scoring uses every core
 
 
 @dataclass
@@ -156,10 +155,11 @@ def score_open(
     champion, challenger = models.champion, models.challenger
     if champion is None or not deals:
         return []
-    # one OpenMP thread for an event batch (the pool's start-up costs more than it saves),
-    # every core for a tick's page of thousands
-    threads = 1 if len(deals) < LARGE_BATCH else None
-    with threadpool_limits(limits=threads, user_api="openmp"):
+    # one OpenMP thread: for an event batch the pool's start-up costs more than it saves, and
+    # a tick's page runs each tree on its own (worker.models.tree_occlusion): with two threads
+    # on 2 cores beside PostgreSQL, the threads' waiting cost 5x the CPU (1.25 ms per deal
+    # against 0.24 ms); a tick's partitions and the database use the cores instead
+    with threadpool_limits(limits=1, user_api="openmp"):
         return _score(models, champion, challenger, deals, moments)
 
 
