@@ -3,6 +3,7 @@ state and scores, their stage history and their alerts (to the outbox), set-base
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -428,7 +429,10 @@ async def age(
     out = DealBatchOutcome()
     now = tick.event.time
     async for conn, due, rows in due_pages(pool, _AGING, partition, "deal_id", AGE_PAGE, now):
-        page = age_deals([aging_deal(r) for r in due], tick, framework, deal_models)
+        # in a thread: the model's trees and numpy let go of the interpreter, so the other
+        # partitions' pages are read, encoded and written meanwhile
+        aging = [aging_deal(r) for r in due]
+        page = await asyncio.to_thread(age_deals, aging, tick, framework, deal_models)
         _model_failed(page)
         await write_scores(conn, page, now)
         if page.alerts:
