@@ -53,6 +53,7 @@ from worker.store.pool import create_pool
 from worker.tasks.champion import load_deal_models
 
 TARGET_SECONDS = 60.0
+LONG = 3600.0  # the set-based fill and baselines outlast the pool's command timeout
 TOPIC = "bench.deal-events"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TICK_AT = datetime(2026, 3, 1, tzinfo=UTC)
@@ -162,19 +163,21 @@ async def main(n: int, partitions: int, champion: bool) -> int:
             # is dropped (a superuser's process) would block the drop
             for table in ("deals", "deal_snapshots", "alert_outbox"):
                 await pool.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-            await pool.execute(FILL, TICK_AT.date(), T0, n, partitions)
-            await pool.execute("ANALYZE deals")
+            await pool.execute(FILL, TICK_AT.date(), T0, n, partitions, timeout=LONG)
+            await pool.execute("ANALYZE deals", timeout=LONG)
             print(
                 f"{n:,} open deals over {partitions} partitions "
                 f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
             )
 
-            read = await timed("baseline read: every open deal's inputs", pool.fetch(READ))
+            read = await timed(
+                "baseline read: every open deal's inputs", pool.fetch(READ, timeout=LONG)
+            )
 
             async def rewrite() -> None:
                 async with pool.acquire() as conn, conn.transaction():
                     for sql in REWRITE:
-                        await conn.execute(sql, TICK_AT)
+                        await conn.execute(sql, TICK_AT, timeout=LONG)
 
             write = await timed("baseline rewrite: set-based UPDATE + snapshot", rewrite())
 
@@ -198,7 +201,9 @@ async def main(n: int, partitions: int, champion: bool) -> int:
 
             async def snapshotted(at: datetime) -> None:
                 count = await pool.fetchval(
-                    "SELECT count(*) FROM deal_snapshots WHERE snapshot_date = $1", at.date()
+                    "SELECT count(*) FROM deal_snapshots WHERE snapshot_date = $1",
+                    at.date(),
+                    timeout=LONG,
                 )
                 assert count == n, f"{count} snapshot rows for {n} deals"
 
@@ -218,6 +223,7 @@ async def main(n: int, partitions: int, champion: bool) -> int:
                 served = await pool.fetchval(
                     "SELECT count(*) FROM deals WHERE prob_model_version = $1",
                     in_charge.champion.version if in_charge.champion else None,
+                    timeout=LONG,
                 )
                 assert served == n, f"{served} deals scored by the champion of {n}"
         finally:
