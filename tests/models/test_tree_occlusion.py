@@ -2,6 +2,8 @@
 bit: the explanations and close probabilities of a tick are those of predicting every
 occluded row (``worker.models.tree_occlusion``)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -13,6 +15,7 @@ from worker.models import deal_explain
 from worker.models.deal import DealModel
 from worker.models.deal_explain import FACTOR_GROUPS, effects, explain
 from worker.models.deal_features import BASE_FEATURES, FEATURES, History
+from worker.models.deal_scoring import DealModels, LoadedDealModel, score_open
 from worker.models.tree_occlusion import Occlusion, forest_of, occluded_proba
 
 GROUPS = [deal_explain._COLUMNS[g] for g in FACTOR_GROUPS]
@@ -82,12 +85,24 @@ def test_effects_and_explanations_equal_those_of_every_row(monkeypatch):
     assert (fast[1][: n // 4] == 0).all()  # a typical deal: no group moves
 
 
-def test_the_deal_models_explanations_are_unchanged(monkeypatch):
-    replay = Replay(history_events())
-    model = train(replay).artifact
+@pytest.fixture(scope="module")
+def replay() -> Replay:
+    return Replay(history_events())
+
+
+@pytest.fixture(scope="module")
+def model(replay: Replay) -> DealModel:
+    return train(replay).artifact
+
+
+def _deals(replay: Replay) -> tuple[list, list]:
     deals = [d for at in (month_start(9), CUT) for d in replay.open_at(at)]
     moments = [month_start(9)] * len(replay.open_at(month_start(9)))
-    moments += [CUT] * (len(deals) - len(moments))
+    return deals, moments + [CUT] * (len(deals) - len(moments))
+
+
+def test_the_deal_models_explanations_are_unchanged(monkeypatch, replay, model):
+    deals, moments = _deals(replay)
     rows = model.rows_each(deals, moments)
     fast = effects(model, rows, len(deals), model.profile.reference)
     slow = _slow(monkeypatch, model, rows, len(deals))
@@ -101,3 +116,17 @@ def test_other_classifiers_predict_every_row():
     x = np.random.default_rng(1).normal(size=(60, 4))
     y = np.arange(60) % 3
     assert forest_of(LogisticRegression().fit(x, y), GROUPS) is None
+    # trees scikit-learn would keep otherwise: the shortcut steps aside
+    moved = SimpleNamespace(_predictors=[[object()]], _baseline_prediction=0.0, _loss=None)
+    assert forest_of(moved, GROUPS) is None
+
+
+def test_a_ticks_page_scores_each_deal_as_alone(replay, model):
+    """A page of a tick (one call for all its deals) gives every deal the close probability
+    and the factors it gets scored on its own."""
+    deals = replay.open_at(CUT)
+    models = DealModels(LoadedDealModel("champion", model))
+    page = score_open(models, deals, [CUT] * len(deals))
+    alone = [score_open(models, [d], [CUT])[0] for d in deals]
+    assert page == alone
+    assert len({s.probability for s in page}) > 1

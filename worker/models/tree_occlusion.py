@@ -78,7 +78,11 @@ def forest_of(classifier: Any, groups: Sequence[Sequence[int]]) -> Forest | None
     except TypeError:  # not weakly referenceable: build each time
         cached = {}
     if key not in cached:
-        cached[key] = _build(classifier, key)
+        try:
+            cached[key] = _build(classifier, key)
+        except (AttributeError, TypeError, ValueError, ImportError):
+            # scikit-learn's internals moved: every row is predicted (the same figures)
+            return None
     return cached[key]
 
 
