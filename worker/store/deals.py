@@ -24,7 +24,7 @@ from worker.log import get_logger
 from worker.models.deal_scoring import HEURISTIC, DealModels, LearnedClose
 from worker.store import outbox
 from worker.store.clock import due_pages
-from worker.store.upsert import insert_from_json, rows_json, update_by_copy
+from worker.store.upsert import CopyUpsert, insert_from_json, rows_json, update_by_copy
 
 # Columns of ``deals`` written from a merged, scored state (all but updated_at).
 STATE_COLUMNS: dict[str, str] = {
@@ -76,7 +76,7 @@ ROUTING_COLUMNS: dict[str, str] = {"source_partition": "integer"}
 COLUMNS = {**STATE_COLUMNS, **SCORE_COLUMNS, **ALERT_COLUMNS, **ROUTING_COLUMNS}
 assert set(STATE_COLUMNS) == set(DealState.model_fields), "deals columns out of step"
 
-UPSERT_DEALS = insert_from_json(
+UPSERT_DEALS = CopyUpsert(
     "deals",
     COLUMNS,
     conflict=("deal_id",),
@@ -203,7 +203,7 @@ def deal_row(
     learned: LearnedClose | None = None,
 ) -> dict[str, Any]:
     """The ``deals`` row of a scored state."""
-    row = state.model_dump()
+    row = dict(state)  # its fields as they are (model_dump copies them deeply: slower)
     row["source_partition"] = partition
     row["competitors"] = list(state.competitors)
     row.update(score_columns(score, track, state.last_event_time, learned))
@@ -282,7 +282,7 @@ async def upsert(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
         for d, s in outcome.states.items()
         if s.merged_into is None
     )
-    await conn.execute(UPSERT_DEALS, rows_json(rows))
+    await UPSERT_DEALS.execute(conn, rows)
 
 
 async def record_stints(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:

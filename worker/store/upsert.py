@@ -1,10 +1,15 @@
 """The one builder of set-based writes: a batch's rows travel as one JSON array parameter,
 unpacked by ``jsonb_to_recordset`` and inserted (or merged) in one statement, whatever the size
-of the batch: no per-row round trips."""
+of the batch: no per-row round trips. On the hot path (a consumed batch's deals) the rows are
+COPYed (binary) into a temp table instead and merged from there (:class:`CopyUpsert`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import asyncpg
@@ -24,7 +29,6 @@ def insert_from_json(
     in ``keep_if_null`` only when the new value is not null); with ``update`` None the existing
     row is kept (``DO NOTHING``)."""
     cols = ", ".join(columns)
-    recordset = ", ".join(f"{c} {t}" for c, t in columns.items())
     updates = list(update or ())
     keep = set(keep_if_null)
 
@@ -40,9 +44,14 @@ def insert_from_json(
     return (
         f"INSERT INTO {table} ({cols})\n"
         f"SELECT {cols}\n"
-        f"FROM jsonb_to_recordset($1::jsonb) AS r({recordset})\n"
+        f"FROM {_json_source(columns)}\n"
         f"ON CONFLICT ({', '.join(conflict)}) {action}\n"
     )
+
+
+def _json_source(columns: Mapping[str, str]) -> str:
+    recordset = ", ".join(f"{c} {t}" for c, t in columns.items())
+    return f"jsonb_to_recordset($1::jsonb) AS r({recordset})"
 
 
 def rows_json(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -74,3 +83,89 @@ async def update_by_copy(
     await conn.execute(f"ANALYZE {temp}")
     sets = ", ".join(f"{c} = {expr}" for c, expr in assign.items())
     await conn.execute(f"UPDATE {table} AS t SET {sets} FROM {temp} AS r WHERE t.{key} = r.{key}")
+
+
+def _jsonb(value: Any) -> Any:
+    return None if value is None else to_json(value).decode()
+
+
+def _numeric(value: Any) -> Any:
+    # a float by its shortest repr, as JSON wrote it (Decimal(float) is its binary expansion,
+    # which a numeric(p, 2) column may round the other way)
+    return value if value is None or isinstance(value, Decimal | int) else Decimal(repr(value))
+
+
+def _text(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _array(value: Any) -> Any:
+    return None if value is None else list(value)
+
+
+def _encoder(sql_type: str) -> Callable[[Any], Any] | None:
+    """What a Python value needs to be COPYed (binary) into a column of ``sql_type``."""
+    if sql_type.endswith("[]"):
+        return _array
+    if sql_type == "jsonb":
+        return _jsonb
+    if sql_type.startswith("numeric"):
+        return _numeric
+    if sql_type == "text":
+        return _text
+    return None
+
+
+class CopyUpsert:
+    """``INSERT ... ON CONFLICT`` of a batch's rows COPYed (binary) into a session temp table
+    (no JSON built in Python nor parsed by the server), merged into ``table`` in one statement,
+    in key order (two workers inserting the same new keys take their locks in one order).
+    Driven by ``columns`` (name -> SQL type): a column added there is written. Must run inside
+    a transaction (the temp table's rows go at commit)."""
+
+    def __init__(
+        self,
+        table: str,
+        columns: Mapping[str, str],
+        *,
+        conflict: Sequence[str],
+        update: Iterable[str] | None = None,
+        keep_if_null: Iterable[str] = (),
+    ) -> None:
+        self.table = table
+        self.columns = dict(columns)
+        spec = ", ".join(f"{c} {t}" for c, t in self.columns.items())
+        self.temp = f"_upsert_{table}_{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
+        self.create = f"CREATE TEMP TABLE IF NOT EXISTS {self.temp} ({spec}) ON COMMIT DELETE ROWS"
+        source = f"(SELECT * FROM {self.temp} ORDER BY {', '.join(conflict)}) AS r"
+        self.merge = insert_from_json(
+            table, self.columns, conflict=conflict, update=update, keep_if_null=keep_if_null
+        ).replace(_json_source(self.columns), source)
+        self._encoders = [
+            (i, enc) for i, t in enumerate(self.columns.values()) if (enc := _encoder(t))
+        ]
+        self._created: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def record(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A row (a mapping with at least ``columns``) as a COPY record."""
+        values = [row[c] for c in self.columns]
+        for i, encode in self._encoders:
+            values[i] = encode(values[i])
+        return tuple(values)
+
+    async def execute(self, conn: asyncpg.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        records = [self.record(r) for r in rows]
+        if not records:
+            return
+        if not conn.is_in_transaction():
+            raise RuntimeError(f"{self.table}: a COPY upsert runs inside a transaction")
+        session = getattr(conn, "_con", None) or conn  # a pool's proxy: its connection
+        if session not in self._created:  # once per session: a round trip less per batch
+            await conn.execute(self.create)
+            self._created.add(session)
+        try:
+            await conn.copy_records_to_table(self.temp, records=records, columns=list(self.columns))
+        except asyncpg.UndefinedTableError:  # the session's temp tables were discarded
+            self._created.discard(session)
+            raise  # the batch is redone, and the table created again
+        await conn.execute(self.merge)
