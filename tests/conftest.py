@@ -25,8 +25,9 @@ IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 #            (Derandomised runs use no example database: they need none to repeat.)
 #   explore  the local default: random examples, new ones on every run (100 per test), so
 #            running the tests keeps looking for failures CI's fixed sequence never tries.
-#   nightly  like explore with 2,000 examples per test: for a scheduled CI job
-#            (HYPOTHESIS_PROFILE=nightly) or a local hunt.
+#   nightly  like explore with 20 times the examples, up to 2,000 per test (a test that sets
+#            its own max_examples for CI's budget gets 20 times that, up to 2,000): for a
+#            scheduled CI job (HYPOTHESIS_PROFILE=nightly) or a local hunt.
 #
 # explore and nightly save every failing example they find in .hypothesis/examples
 # (git-ignored) and replay it first on the next run, so a failure found by chance stays found
@@ -46,7 +47,26 @@ _explore = {"derandomize": False, "database": EXAMPLES, **_common}
 settings.register_profile("explore", max_examples=100, **_explore)
 settings.register_profile("nightly", max_examples=2_000, **_explore)
 settings.register_profile("dev", parent=settings.get_profile("explore"))  # the former name
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "explore"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "explore")
+settings.load_profile(PROFILE)
+
+
+def _nightly_examples(item: pytest.Item) -> None:
+    """Under nightly, give a test that sets its own ``@settings(max_examples=N)`` 20 times N
+    (up to the profile's 2,000). A value given in the decorator wins over any profile, so
+    without this those tests would run no more examples at night than in CI. Hypothesis reads
+    a test's settings from ``_hypothesis_internal_use_settings`` when the test runs; if a
+    release renames it, this raises (AttributeError) rather than quietly exploring less."""
+    test = getattr(item, "obj", None)
+    test = getattr(test, "__func__", test)  # a method's function
+    if getattr(test, "is_hypothesis_test", False) is not True:
+        return
+    own = test._hypothesis_internal_use_settings
+    nightly = settings.get_profile("nightly").max_examples
+    wanted = min(nightly, own.max_examples * nightly // settings.get_profile("ci").max_examples)
+    if own.max_examples < wanted:
+        test._hypothesis_internal_use_settings = settings(own, max_examples=wanted)
+
 
 # --------------------------------------------------------------------------- CRM export
 #
@@ -106,6 +126,8 @@ def bank_churn_data() -> Path:
 @pytest.hookimpl(tryfirst=True)  # before -m selects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if PROFILE == "nightly":
+            _nightly_examples(item)
         names = getattr(item, "fixturenames", ())
         if "crm_export_dir" in names:
             item.add_marker(pytest.mark.crm_data)
