@@ -47,7 +47,7 @@ from worker.kafka.consumer import BatchConsumer, BatchTimings, EventFamily
 from worker.kafka.normaliser import NormalisedOutcome, publish_canonical
 from worker.kafka.producer import durable_producer
 from worker.kafka.subscription import batch_subscriber_options
-from worker.kafka.topics import dlq_topic, ensure_topics, kafka_answers
+from worker.kafka.topics import KafkaRefused, dlq_topic, ensure_topics, kafka_answers
 from worker.log import get_logger, library_logger
 from worker.models.churn import TrainParams
 from worker.models.deal_scoring import DealModels
@@ -539,18 +539,21 @@ async def start_when_reachable(worker: Worker, migrate_first: bool = True) -> No
             except TRANSIENT as exc:  # went away between the probe and the start
                 await worker.broker.stop()
                 await worker.stop()
-                down = {"startup": _reason(exc)}
+                down = {"startup": exc}
         if deadline is not None and loop.time() >= deadline:
             raise StartupTimeout(_not_reachable(down, s))
         wait = delay if deadline is None else max(0.0, min(delay, deadline - loop.time()))
         get_logger().warning(
-            "waiting_for_services", unreachable=sorted(down), errors=down, retry_in=round(wait, 1)
+            "waiting_for_services",
+            unreachable=sorted(down),
+            errors={name: _reason(exc) for name, exc in down.items()},
+            retry_in=round(wait, 1),
         )
         await asyncio.sleep(wait)
         delay = min(delay * 2, 30.0)
 
 
-async def unreachable(settings: Settings, migrating: bool = False) -> dict[str, str]:
+async def unreachable(settings: Settings, migrating: bool = False) -> dict[str, BaseException]:
     """The services that do not answer now, with why (with ``migrating``, also the owner's
     connection the migrations take, when it is another URL)."""
     probes = {
@@ -561,7 +564,7 @@ async def unreachable(settings: Settings, migrating: bool = False) -> dict[str, 
         probes["migrations"] = postgres_answers(settings.migration_url)
     results = await asyncio.gather(*probes.values(), return_exceptions=True)
     return {
-        name: _reason(result)
+        name: result
         for name, result in zip(probes, results, strict=True)
         if isinstance(result, BaseException)
     }
@@ -581,7 +584,20 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _not_reachable(down: dict[str, str], settings: Settings) -> str:
+def _not_reachable(down: dict[str, BaseException], settings: Settings) -> str:
+    """One line: each service that refused us says so in its own words (a broker rejecting
+    the credentials is there, not unreachable), then those that did not answer."""
+    after = f"{settings.startup_deadline:g} s (REVINTEL_STARTUP_DEADLINE)"
+    parts = [
+        f"{exc}, still after {after}" for exc in down.values() if isinstance(exc, KafkaRefused)
+    ]
+    silent = {name: exc for name, exc in down.items() if not isinstance(exc, KafkaRefused)}
+    if silent:
+        parts.append(_silent(silent, after, settings))
+    return "; ".join(parts)
+
+
+def _silent(down: dict[str, BaseException], after: str, settings: Settings) -> str:
     where = {
         "postgres": f"PostgreSQL at {safe_url(settings.database_url)}",
         "kafka": f"Kafka at {settings.kafka_bootstrap_servers}",
@@ -590,7 +606,4 @@ def _not_reachable(down: dict[str, str], settings: Settings) -> str:
         "startup": "the services",
     }
     names = " and ".join(where[name] for name in sorted(down))
-    return (
-        f"{names} not reachable after {settings.startup_deadline:g} s "
-        f"(REVINTEL_STARTUP_DEADLINE): {'; '.join(down.values())}"
-    )
+    return f"{names} not reachable after {after}: {'; '.join(map(_reason, down.values()))}"

@@ -3,9 +3,9 @@
 and `revintel run` configured only by the REVINTEL_KAFKA_* settings. The sample stream goes in
 with `revintel produce-sample` (SCRAM-SHA-512), the worker (SCRAM-SHA-256) scores it into
 PostgreSQL, its alerts are read back with `revintel alerts tail` (PLAIN) and its metrics by
-the test (PLAIN). A wrong password fails with one line saying the broker rejected the
-credentials, and `revintel tick` says so at once. No output carries a password, the worker's
-DEBUG log (the SASL exchange included) neither."""
+the test (PLAIN). A wrong password fails `run` with one line saying the broker rejected the
+credentials, and every other command that reads or writes Kafka says so at once, in one line.
+No output carries a password, the worker's DEBUG log (the SASL exchange included) neither."""
 
 from __future__ import annotations
 
@@ -196,11 +196,53 @@ async def test_wrong_password_fails_with_one_line(broker, database):
     assert proc.returncode == 1, err[-3000:]
     not_logs = [line for line in err.splitlines() if line.strip() and not line.startswith("{")]
     assert len(not_logs) == 1, err[-3000:]
-    assert not_logs[0].startswith("error: cannot start the worker: Kafka at " + broker.bootstrap)
-    assert "rejected the credentials" in not_logs[0] and "SCRAM-SHA-256" in not_logs[0]
+    # it was there and said no: not "not reachable"
+    refused = f"Kafka at {broker.bootstrap} rejected the credentials of user {broker.username!r}"
+    assert not_logs[0].startswith(f"error: cannot start the worker: {refused} (SASL SCRAM-SHA-256)")
+    assert "not reachable" not in not_logs[0] and "after 3 s" in not_logs[0], not_logs
     _assert_no_password(out + err, wrong, broker.password)
 
-    code, ticked = await _revintel("tick", "--at", "2026-01-01", env=env)
-    assert code != 0 and "rejected the credentials" in ticked, ticked
-    assert "start one with" not in ticked  # a broker is there: it said no
-    _assert_no_password(ticked, wrong, broker.password)
+
+# every other command that reads or writes Kafka, with arguments that make it do so at once
+KAFKA_COMMANDS = [
+    ["alerts", "tail", "--limit", "1", "--idle-exit", "3"],
+    ["tick", "--at", "2026-01-01"],
+    ["produce-sample", "--no-wait"],
+    ["seed", "--deals", "2"],
+    ["forecast", "--publish", "--as-of", "2026-01-01"],
+    ["ingest"],
+]
+
+
+async def test_wrong_password_is_one_line_from_every_kafka_command(broker, database):
+    """Each fails at once with one line saying the broker rejected the credentials: not
+    aiokafka's own lines, "Unable to bootstrap" or "start one with", nor a client left open
+    ("Unclosed AIOKafkaConsumer")."""
+    wrong = "Wrong-s3cret-5150"
+    env = {**_env(database, broker, _topics()), "REVINTEL_KAFKA_SASL_PASSWORD": wrong}
+    refused = f"Kafka at {broker.bootstrap} rejected the credentials of user {broker.username!r}"
+    runs = [_revintel_apart(*args, env=env) for args in KAFKA_COMMANDS]
+    for args, (code, out, err) in zip(KAFKA_COMMANDS, await asyncio.gather(*runs), strict=True):
+        shown = f"revintel {' '.join(args)} (exit {code}):\n{out}\n{err}"[-3000:]
+        assert code != 0, shown
+        not_logs = [line for line in err.splitlines() if line.strip() and line[0] != "{"]
+        assert len(not_logs) == 1 and not_logs[0].startswith("error: "), shown
+        assert refused in not_logs[0] and "(SASL SCRAM-SHA-256)" in not_logs[0], shown
+        for wrong_words in ("Unable to bootstrap", "start one with", "Unclosed", "Traceback"):
+            assert wrong_words not in out + err, shown
+        _assert_no_password(out + err, wrong, broker.password)
+
+
+async def _revintel_apart(*args: str, env: dict, within: float = 60) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of a `revintel` command."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), within)
+    return proc.returncode, out.decode(), err.decode()

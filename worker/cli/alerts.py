@@ -59,20 +59,22 @@ def tail(
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaError
 
-    from worker.kafka.client import kafka_client
+    from worker.kafka.client import kafka_client, running
+    from worker.kafka.topics import wait_for_kafka
 
     current = settings()
     printer = _Printer(json_lines, limit)
 
     async def main() -> None:
+        kafka = kafka_client(current)
+        await wait_for_kafka(kafka, within=10.0)  # says why: no broker, or it refused us
         consumer = AIOKafkaConsumer(
             current.alerts_topic,
-            **kafka_client(current),
+            **kafka,
             group_id=None,
             auto_offset_reset="earliest" if from_beginning else "latest",
         )
-        await consumer.start()
-        try:
+        async with running(consumer):
             if from_beginning:  # the backlog first, all of it sorted by time
                 backlog: list = []
                 wait_ms = 5000  # the first fetch waits for the partitions' assignment
@@ -89,13 +91,11 @@ def tail(
                 if records:
                     last = time.monotonic()
                     printer.print_in_time_order(records)
-        finally:
-            await consumer.stop()
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())
-    except (KafkaError, OSError) as exc:
+    except (KafkaError, RuntimeError, OSError) as exc:
         fail(f"cannot read {current.alerts_topic} at {current.kafka_bootstrap_servers}: {exc}")
 
 

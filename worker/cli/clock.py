@@ -19,7 +19,7 @@ def tick(
 ) -> None:
     """Publish a clock tick into every partition of the deal and account topics: every open
     deal and every account is rescored as of its instant."""
-    from worker.kafka.client import kafka_client
+    from worker.kafka.client import kafka_client, running
     from worker.kafka.producer import durable_producer
     from worker.kafka.ticks import publish_tick
     from worker.kafka.topics import ensure_topics, wait_for_kafka
@@ -32,12 +32,8 @@ def tick(
         kafka = kafka_client(current)
         await wait_for_kafka(kafka, within=10.0)
         await ensure_topics(kafka, topics, current.topic_partitions)
-        producer = durable_producer(kafka)
-        await producer.start()
-        try:
+        async with running(durable_producer(kafka)) as producer:
             return await publish_tick(producer, topics, instant, current.tick_interval)
-        finally:
-            await producer.stop()
 
     try:
         sent = asyncio.run(main())

@@ -105,7 +105,7 @@ async def publish(
     """Send ``events`` in order to the deal topic (created if missing), keyed by deal id, with
     the clock ``ticks`` (sorted instants) interleaved by time into every partition; returns
     the topic. Every batch is acknowledged (acks=all) before the next one."""
-    from worker.kafka.client import kafka_client
+    from worker.kafka.client import kafka_client, running
     from worker.kafka.producer import durable_producer, send_all
     from worker.kafka.ticks import publish_tick
     from worker.kafka.topics import ensure_topics, wait_for_kafka
@@ -114,10 +114,8 @@ async def publish(
     kafka, topic = kafka_client(settings), settings.deal_topic
     await wait_for_kafka(kafka)
     await ensure_topics(kafka, [topic], settings.topic_partitions)
-    producer = durable_producer(kafka)
-    await producer.start()
     pending = sorted(ticks)
-    try:
+    async with running(durable_producer(kafka)) as producer:
         loop = asyncio.get_running_loop()
         started = loop.time()
         for due, part in plan_batches(len(events), rate):
@@ -132,8 +130,6 @@ async def publish(
                     await publish_tick(producer, [topic], tick, tick_interval)
         for tick in pending:  # the clock after the last event
             await publish_tick(producer, [topic], tick, tick_interval)
-    finally:
-        await producer.stop()
     return topic
 
 

@@ -68,7 +68,7 @@ def forecast(
     """Run a forecast now (kind manual): print it, store the run and its snapshots."""
     from worker.forecast.dashboard import forecast_table
     from worker.forecast.runs import publish_forecast, run_forecast
-    from worker.kafka.client import kafka_client
+    from worker.kafka.client import kafka_client, running
     from worker.kafka.producer import durable_producer
     from worker.kafka.topics import ensure_topics, wait_for_kafka
 
@@ -93,12 +93,8 @@ def forecast(
         kafka = kafka_client(settings)
         await wait_for_kafka(kafka, within=10.0)
         await ensure_topics(kafka, [settings.forecasts_topic], settings.topic_partitions)
-        producer = durable_producer(kafka)
-        await producer.start()
-        try:
+        async with running(durable_producer(kafka)) as producer:
             await publish_forecast(producer, settings.forecasts_topic, result)
-        finally:
-            await producer.stop()
 
     try:
         with quiet_logs():

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from worker.http.server import outer_app
 from worker.http.webhooks import WebhookConfig, producer_publish, webhook_router
-from worker.kafka.client import kafka_client
+from worker.kafka.client import kafka_client, running
 from worker.kafka.producer import durable_producer
 from worker.kafka.topics import dlq_topic, ensure_topics
 from worker.log import get_logger
@@ -57,9 +57,16 @@ async def serve_ingest(settings: Settings) -> None:
     await ensure_topics(
         kafka_client(settings), [*topics, *map(dlq_topic, topics)], settings.topic_partitions
     )
-    producer = durable_producer(kafka_client(settings))
-    await producer.start()
-    health.producer = producer
+    async with running(durable_producer(kafka_client(settings))) as producer:
+        health.producer = producer
+        try:
+            await _serve(settings, app)
+        finally:
+            health.producer = None
+    get_logger().info("ingress_stopped", detail="shut down gracefully")
+
+
+async def _serve(settings: Settings, app: Any) -> None:
     server = _Server(
         uvicorn.Config(
             app,
@@ -78,8 +85,5 @@ async def serve_ingest(settings: Settings) -> None:
     try:
         await server.serve()
     finally:
-        health.producer = None
-        await producer.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    get_logger().info("ingress_stopped", detail="shut down gracefully")

@@ -7,9 +7,10 @@ a bare bootstrap string (plaintext).
 
 from __future__ import annotations
 
+import contextlib
 import ssl
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -17,6 +18,27 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from worker.settings import Settings
 
 KafkaClient = Mapping[str, Any]
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Startable)
+
+
+@contextlib.asynccontextmanager
+async def running(client: _C) -> AsyncIterator[_C]:
+    """An aiokafka producer or consumer, started, and stopped on the way out; also when its
+    start failed, which aiokafka leaves open ("Unclosed AIOKafkaConsumer" at exit)."""
+    try:
+        await client.start()
+        yield client
+    finally:
+        await client.stop()
+
 
 _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,8 +28,8 @@ class KafkaRefused(Exception):
 async def ensure_topics(kafka: str | KafkaClient, topics: Iterable[str], partitions: int) -> None:
     """Create the topics that do not exist yet (idempotent)."""
     admin = AIOKafkaAdminClient(**as_client(kafka))
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if missing:
@@ -93,7 +94,24 @@ async def _refusal(options: Mapping[str, Any], within: float) -> KafkaRefused | 
 
 async def wait_for_kafka(kafka: str | KafkaClient, within: float = 30.0) -> None:
     """Fail with a clear message when no broker answers (instead of hanging), at once when
-    one answered and refused us."""
+    one answered and refused us. For the CLI: the message is the whole story, so aiokafka's
+    own line per failed attempt is left out."""
+    with _library_silent():
+        await _wait_for_kafka(kafka, within)
+
+
+@contextlib.contextmanager
+def _library_silent() -> Iterator[None]:
+    logger = logging.getLogger("aiokafka")  # its modules' loggers inherit this level
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def _wait_for_kafka(kafka: str | KafkaClient, within: float) -> None:
     deadline = asyncio.get_running_loop().time() + within
     bootstrap = as_client(kafka)["bootstrap_servers"]
     while True:
