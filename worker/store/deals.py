@@ -203,7 +203,7 @@ def deal_row(
     learned: LearnedClose | None = None,
 ) -> dict[str, Any]:
     """The ``deals`` row of a scored state."""
-    row = dict(state)  # its fields as they are (model_dump copies them deeply: slower)
+    row = dict(state.__dict__)  # its fields as they are (model_dump copies deeply: slower)
     row["source_partition"] = partition
     row["competitors"] = list(state.competitors)
     row.update(score_columns(score, track, state.last_event_time, learned))

@@ -6,10 +6,10 @@ COPYed (binary) into a temp table instead and merged from there (:class:`CopyUps
 from __future__ import annotations
 
 import hashlib
+import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 import asyncpg
@@ -95,10 +95,6 @@ def _numeric(value: Any) -> Any:
     return value if value is None or isinstance(value, Decimal | int) else Decimal(repr(value))
 
 
-def _text(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
 def _array(value: Any) -> Any:
     return None if value is None else list(value)
 
@@ -111,9 +107,7 @@ def _encoder(sql_type: str) -> Callable[[Any], Any] | None:
         return _jsonb
     if sql_type.startswith("numeric"):
         return _numeric
-    if sql_type == "text":
-        return _text
-    return None
+    return None  # as it is (a StrEnum is its value's text)
 
 
 class CopyUpsert:
@@ -145,10 +139,12 @@ class CopyUpsert:
             (i, enc) for i, t in enumerate(self.columns.values()) if (enc := _encoder(t))
         ]
         self._created: weakref.WeakSet[Any] = weakref.WeakSet()
+        names = list(self.columns)
+        self._pick = operator.itemgetter(*names) if len(names) > 1 else lambda r: (r[names[0]],)
 
     def record(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """A row (a mapping with at least ``columns``) as a COPY record."""
-        values = [row[c] for c in self.columns]
+        values = list(self._pick(row))
         for i, encode in self._encoders:
             values[i] = encode(values[i])
         return tuple(values)
