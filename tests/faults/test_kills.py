@@ -1,4 +1,4 @@
-"""SIGKILL of the worker process three times during the stream, restarted each time: every
+"""SIGKILL of the worker process five times during the stream, restarted each time: every
 kill loses what was in flight, the redelivery is deduplicated, and the end state and alert
 ids are those of an undisturbed run."""
 
@@ -19,16 +19,17 @@ from tests.faults.conftest import (
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
-async def test_sigkill_three_times_mid_stream(undisturbed, new_run):
+async def test_sigkill_five_times_mid_stream(undisturbed, new_run):
     run = await new_run()
     env = process_env(run.settings)
-    for share in (0.2, 0.45, 0.7):
+    for share in (0.15, 0.3, 0.45, 0.6, 0.75):
         worker = await spawn_worker(env)
         try:
             await run.reached(share)
         finally:
             await kill_worker(worker)
         assert worker.returncode == -signal.SIGKILL
+        assert await run.applied() < run.stream.events, "killed after the stream, not during it"
     last = await spawn_worker(env)
     try:
         outcome = await run.finished()

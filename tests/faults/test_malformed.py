@@ -12,7 +12,7 @@ from worker.app import Worker
 from worker.kafka.topics import dlq_topic, ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-BAD = 2_000
+BAD = 10_000
 
 
 async def test_malformed_messages_among_valid_ones(services, stream, undisturbed, new_run):
