@@ -84,13 +84,12 @@ UPSERT_DEALS = CopyUpsert(
     keep_if_null=ROUTING_COLUMNS,
 )
 _STINT_COLUMNS = {"deal_id": "text", "stage": "text", "entered_at": "timestamptz"}
+# Arrays, not JSON: planned for the parameters (the pool's custom plans), unnest is counted
+# right and each deal's running stint is probed by the open-stint index; from a JSON parameter
+# (guessed at 100 rows) the update hashed a sequential scan of the whole history.
 CLOSE_STINTS = """
 UPDATE deal_stage_history h SET left_at = f.first_entered
-FROM (
-    SELECT deal_id, min(entered_at) AS first_entered
-    FROM jsonb_to_recordset($1::jsonb) AS r(deal_id text, entered_at timestamptz)
-    GROUP BY deal_id
-) f
+FROM unnest($1::text[], $2::timestamptz[]) AS f(deal_id, first_entered)
 WHERE h.deal_id = f.deal_id AND h.left_at IS NULL AND h.entered_at < f.first_entered
 """
 INSERT_STINTS = insert_from_json(
@@ -287,12 +286,23 @@ async def upsert(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
 
 async def record_stints(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
     """Close each deal's running stint where a new one starts, then add the new ones."""
-    stints = rows_json(
-        {"deal_id": s.deal_id, "stage": s.stage, "entered_at": s.entered_at, "left_at": s.left_at}
-        for s in outcome.new_stints()
+    new = outcome.new_stints()
+    first: dict[str, datetime] = {}
+    for s in new:  # by deal and entry time: the first is each deal's earliest
+        first.setdefault(s.deal_id, s.entered_at)
+    await conn.execute(CLOSE_STINTS, list(first), list(first.values()))
+    await conn.execute(
+        INSERT_STINTS,
+        rows_json(
+            {
+                "deal_id": s.deal_id,
+                "stage": s.stage,
+                "entered_at": s.entered_at,
+                "left_at": s.left_at,
+            }
+            for s in new
+        ),
     )
-    await conn.execute(CLOSE_STINTS, stints)
-    await conn.execute(INSERT_STINTS, stints)
 
 
 async def write(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
