@@ -41,6 +41,8 @@ async def ticks_applied(db, settings, at) -> bool:
 
 async def test_a_quiet_deal_ages_and_raises_its_alert(settings, start_worker, producer, db):
     deal = unique("CLK")
+    # the same deal seen only through a change (its creation never came): incomplete, not aged
+    partial = unique("CLKI")
     worker = await start_worker(settings)
     await ensure_topics(settings.kafka_bootstrap_servers, [settings.deal_topic], 3)
     await publish(
@@ -49,11 +51,17 @@ async def test_a_quiet_deal_ages_and_raises_its_alert(settings, start_worker, pr
         [
             created(deal, amount=90_000, stage="proposal", budget_confirmed=True),
             event(deal, "activity_logged", {"kind": "call"}, day=1),
+            event(partial, "stage_changed", {"stage": "proposal", "amount": 90_000}, day=1),
         ],
     )
 
     async def applied() -> bool:
-        return await db.fetchval("SELECT count(*) FROM deals WHERE deal_id = $1", deal) == 1
+        return (
+            await db.fetchval(
+                "SELECT count(*) FROM deals WHERE deal_id = ANY($1::text[])", [deal, partial]
+            )
+            == 2
+        )
 
     await eventually(applied)
     before = await db.fetchrow("SELECT * FROM deals WHERE deal_id = $1", deal)
@@ -89,6 +97,11 @@ async def test_a_quiet_deal_ages_and_raises_its_alert(settings, start_worker, pr
     )
     assert snap["taken_at"] == quiet and snap["health_score"] == after["health_score"]
     assert snap["stage"] == "proposal" and snap["amount"] == 90_000
+    unaged = await db.fetchrow("SELECT * FROM deals WHERE deal_id = $1", partial)
+    assert unaged["incomplete"] and unaged["scored_at"] == T0 + DAY
+    assert (unaged["health_score"], unaged["alert_level"]) == (None, "none")
+    assert not await db.fetchval("SELECT count(*) FROM deal_snapshots WHERE deal_id = $1", partial)
+    assert not await db.fetchval("SELECT count(*) FROM alert_outbox WHERE deal_id = $1", partial)
 
     # the same tick again: a duplicate; an older one: stale; neither changes the deal
     await tick(settings, quiet)
