@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import worker.forecast.runs as fj
 import worker.forecast.scheduler as scheduler_module
 from schemas.forecasts import ForecastMonth, ForecastPublished
+from tests.tasks.fake_clock import FakeClock
 from worker.cli.forecast import register
 from worker.forecast.maths import compute_forecast, from_rows
 from worker.forecast.runs import compute_months, to_published
@@ -189,20 +190,6 @@ def test_scheduler_takes_its_schedule_from_settings():
 
 
 # --------------------------------------------------------------------------- scheduler loop
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += timedelta(seconds=seconds)
-        await asyncio.sleep(0)
 
 
 async def test_scheduler_loop_runs_each_tick_once_and_survives_failures():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from tests.tasks.fake_clock import FakeClock
 from worker.engine import load_framework
 from worker.tasks.base import ScheduledTask
 from worker.tasks.clock import ClockPublisher
@@ -17,27 +18,10 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-class EarlyClock:
-    """``clock`` and ``sleep``: a sleep moves time on by what was asked less a millisecond (a
-    wall clock read just before the instant slept for)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += timedelta(seconds=seconds - 0.001)
-        await asyncio.sleep(0)
-
-
 class Quarterly(ScheduledTask):
     """Every 15 minutes; the second run overruns by 40 minutes; parks at the fourth."""
 
-    def __init__(self, clock: EarlyClock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         super().__init__(clock, clock.sleep)
         self.clock = clock
         self.ran: list[datetime] = []
@@ -57,7 +41,8 @@ class Quarterly(ScheduledTask):
 
 
 async def test_each_instant_runs_once_and_overrun_instants_are_skipped():
-    clock = EarlyClock(utc(2026, 3, 14, 1, 40))
+    # each sleep ends a millisecond early by the wall clock
+    clock = FakeClock(utc(2026, 3, 14, 1, 40), lag=0.001)
     task = Quarterly(clock)
     task.start()
     await asyncio.wait_for(task.done.wait(), 5)
