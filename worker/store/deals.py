@@ -84,13 +84,19 @@ UPSERT_DEALS = CopyUpsert(
     keep_if_null=ROUTING_COLUMNS,
 )
 _STINT_COLUMNS = {"deal_id": "text", "stage": "text", "entered_at": "timestamptz"}
-# Arrays, not JSON: planned for the parameters (the pool's custom plans), unnest is counted
-# right and each deal's running stint is probed by the open-stint index; from a JSON parameter
-# (guessed at 100 rows) the update hashed a sequential scan of the whole history.
+# Each deal's running stint (at most one: the open-stint index is unique) probed by that index
+# and updated by its ctid, whatever the statistics: joined as a set, the planner hashed the
+# open stints or the whole history (a sequential scan per batch as the table grew). The
+# deal's row lock, taken first, keeps its stints from changing under the ctid.
 CLOSE_STINTS = """
 UPDATE deal_stage_history h SET left_at = f.first_entered
 FROM unnest($1::text[], $2::timestamptz[]) AS f(deal_id, first_entered)
-WHERE h.deal_id = f.deal_id AND h.left_at IS NULL AND h.entered_at < f.first_entered
+CROSS JOIN LATERAL (
+    SELECT o.ctid AS running FROM deal_stage_history o
+    WHERE o.deal_id = f.deal_id AND o.left_at IS NULL AND o.entered_at < f.first_entered
+    LIMIT 1
+) o
+WHERE h.ctid = o.running
 """
 INSERT_STINTS = insert_from_json(
     "deal_stage_history",
