@@ -158,9 +158,19 @@ def _classifier(kind: ModelKind = "boosting", seed: int = 0) -> Any:
 def _proba(clf: Any, rows: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
     """Class probabilities in the order (neither, won, lost), zero for a class never seen
     (``known``: the classifier's ``predict_proba`` of ``rows``, when already computed)."""
+    if known is not None:
+        return _known_proba(clf, known)
     out = np.zeros((len(rows), 3))
     if len(rows):
-        out[:, clf.classes_] = clf.predict_proba(rows) if known is None else known
+        out[:, clf.classes_] = clf.predict_proba(rows)
+    return out
+
+
+def _known_proba(clf: Any, known: np.ndarray) -> np.ndarray:
+    """The classifier's ``predict_proba`` output in the order (neither, won, lost)."""
+    out = np.zeros((len(known), 3))
+    if len(known):
+        out[:, clf.classes_] = known
     return out
 
 
@@ -210,14 +220,22 @@ class DealModel:
         centre = _typical(self, horizon)
         return centre + self.shrink * (raw - centre)
 
+    def predict_known(self, class_proba: np.ndarray, first: np.ndarray, n: int) -> DealPredictions:
+        """:meth:`predict_rows` of ``n`` deals whose rows the classifier already scored
+        (``class_proba``, its ``predict_proba``); ``first``: the first deal's rows."""
+        return self._from_proba(_known_proba(self.classifier, class_proba), first, n)
+
     def _from_rows(
         self, rows: np.ndarray, n: int, class_proba: np.ndarray | None = None
     ) -> DealPredictions:
-        proba = _proba(self.classifier, rows, class_proba).reshape(n, self.months, 3)
+        return self._from_proba(_proba(self.classifier, rows, class_proba), rows[: self.months], n)
+
+    def _from_proba(self, class_proba: np.ndarray, first: np.ndarray, n: int) -> DealPredictions:
+        proba = class_proba.reshape(n, self.months, 3)
         win, loss = proba[:, :, WON], proba[:, :, LOST]
         raw = _close(win, loss, self.history.base_rate)
         if self.shrink < 1.0 and n:
-            raw = self._shrunk(raw, rows[: self.months, len(BASE_FEATURES) :])
+            raw = self._shrunk(raw, first[:, len(BASE_FEATURES) :])
         if self.calibrator is not None and n:
             raw = self.calibrator.predict(raw)
         return DealPredictions(win, loss, raw)

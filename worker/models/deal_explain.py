@@ -157,17 +157,24 @@ def effects(
     months = rows.shape[0] // n if n else model.months
     per_deal = rows.reshape(n, months, rows.shape[1])
     base_rows = per_deal[:, 0, :]
-    blocks, owners = [per_deal], []
+    owners = []
     for g, cols in enumerate(_COLUMNS.values()):
         moved = np.flatnonzero((base_rows[:, cols] != reference[cols]).any(axis=1))
         if len(moved):
+            owners.append((g, moved))
+    total = n + sum(len(moved) for _, moved in owners)
+    known = _class_proba(model, rows, months, reference, owners)
+    if known is not None:
+        p = model.predict_known(known, rows[:months], total).close_probability
+    else:
+        blocks = [per_deal]
+        for g, moved in owners:
+            cols = list(_COLUMNS.values())[g]
             occluded = per_deal[moved].copy()
             occluded[:, :, cols] = reference[cols]
             blocks.append(occluded)
-            owners.append((g, moved))
-    stacked = np.concatenate(blocks).reshape(-1, rows.shape[1])
-    known = _class_proba(model, rows, months, reference, owners)
-    p = model.predict_rows(stacked, len(stacked) // months, known).close_probability
+        stacked = np.concatenate(blocks).reshape(-1, rows.shape[1])
+        p = model.predict_rows(stacked, total).close_probability
     base, effect = p[:n], np.zeros((n, len(_COLUMNS)))
     start = n
     for g, moved in owners:
