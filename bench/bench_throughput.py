@@ -86,7 +86,7 @@ TARGETS = {
 }
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 DEFAULT_BATCH_SIZE = 500  # the worker's defaults (worker/settings.py), for the null pipeline
-DEFAULT_BATCH_TIMEOUT_MS = 200
+DEFAULT_BATCH_TIMEOUT_MS = 10
 SNAPSHOT_POLL_SECONDS = 0.01
 COUNT_POLL_SECONDS = 0.25
 WARMUP_EVENTS = 200
