@@ -30,7 +30,11 @@ async def test_bad_inputs_are_dead_lettered_with_reasons(settings, start_worker,
         # name: (payload, expected error class, fragment of the reason)
         "malformed": (b'{"id": "x", "type": ', "malformed_json", b"EOF"),
         "schema": (mutated(f"{p}-s", data__lead_score=180), "schema_violation", b"lead_score"),
-        "unknown": (mutated(f"{p}-u", type="deal.archived"), "unknown_event_type", b"deal.archived"),
+        "unknown": (
+            mutated(f"{p}-u", type="deal.archived"),
+            "unknown_event_type",
+            b"deal.archived",
+        ),
         "oversized": (mutated(f"{p}-o") + b" " * 3000, "oversized", b"exceeds 2048"),
         "negative": (mutated(f"{p}-n", data__amount=-250), "schema_violation", b"amount"),
         "absurd_date": (
