@@ -52,14 +52,14 @@ async def shown_db(services) -> AsyncIterator[str]:
         yield url
 
 
-async def show(url: str, *args: str, columns: int = 200) -> str:
+async def show(url: str, *args: str, columns: int = 200, prefix: str = "SHOW-") -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "worker.cli",
         "show",
         "--prefix",
-        "SHOW-",
+        prefix,
         *args,
         env={**os.environ, "DATABASE_URL": url, "COLUMNS": str(columns)},
         stdout=asyncio.subprocess.PIPE,
@@ -99,3 +99,24 @@ async def test_fits_the_terminal_width(shown_db):
     assert max(len(line) for line in out.splitlines()) <= 120, out
     assert "…" in out  # the long names are cut, not wrapped over many lines
     assert sum("SHOW-1" in line for line in out.splitlines()) == 1
+
+
+async def test_a_deal_without_scores_is_shown_with_empty_score_cells(shown_db):
+    """An incomplete deal (seen only through a change) has no scores until its creation."""
+    import asyncpg
+
+    conn = await asyncpg.connect(shown_db)
+    try:
+        await conn.execute(
+            """INSERT INTO deals (deal_id, stage, amount, created_at, stage_entered_at,
+                   last_event_id, last_event_time, incomplete)
+               VALUES ('NOSCORE-1', 'prospecting', 1234, now(), now(), 'e-ns', now(), true)"""
+        )
+    finally:
+        await conn.close()
+    line = next(
+        line
+        for line in (await show(shown_db, prefix="NOSCORE-")).splitlines()
+        if "NOSCORE-1" in line
+    )
+    assert "1,234" in line and "None" not in line and "%" not in line, line

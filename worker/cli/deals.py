@@ -127,9 +127,10 @@ def _cells(r: asyncpg.Record) -> list[str]:
         r["stage"],
         f"{r['amount']:,.0f} {r['currency']}" if r["amount"] is not None else "",
         str(r["expected_close_date"] or ""),
-        str(r["health_score"]),
-        f"[{_CATEGORY_STYLE.get(cat, '')}]{cat}[/]",
-        f"{r['close_probability']:.0f}%",
+        "" if r["health_score"] is None else str(r["health_score"]),
+        f"[{_CATEGORY_STYLE.get(cat, '')}]{cat}[/]" if cat else "",
+        # an incomplete deal (seen only through a change) carries no scores until its creation
+        "" if r["close_probability"] is None else f"{r['close_probability']:.0f}%",
         f"[red]{alert}[/]" if alert else "",
         escape(risks[0]) if risks else "",
     ]
