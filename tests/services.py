@@ -176,6 +176,21 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.fixture
+async def own_db(services: Services) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """A database of this test's own (migrated, the worker role granted) and a pool on it: for
+    a worker process whose ticks and outbox relay reach every deal, account and alert of its
+    database, where the session database holds the other tests' (the model tests' exports)."""
+    async with fresh_database(
+        services.database_url, prefix="revintel_own", grant_to=WORKER_ROLE
+    ) as url:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        try:
+            yield url, pool
+        finally:
+            await pool.close()
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

@@ -40,7 +40,8 @@ async def ticked(db, topic: str, day: date) -> bool:
     return n == 3
 
 
-async def test_worker_process_scores_the_sample_stream(services, database_url, db):
+async def test_worker_process_scores_the_sample_stream(services, own_db):
+    database_url, db = own_db
     topic = unique("cli.deal-events")
     env = worker_env(
         Settings(

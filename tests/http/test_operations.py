@@ -14,6 +14,7 @@ import pytest
 from schemas.metrics import WorkerMetrics
 from tests.factories import created, event
 from tests.services import (
+    as_role,
     assert_graceful_exit,
     eventually,
     publish,
@@ -46,7 +47,11 @@ async def get(url: str) -> tuple[int, str]:
     return await asyncio.to_thread(http_get, url)
 
 
-async def test_health_metrics_and_metrics_topic_of_a_worker_process(settings, producer):
+async def test_health_metrics_and_metrics_topic_of_a_worker_process(settings, producer, own_db):
+    url = own_db[0]
+    settings = settings.model_copy(
+        update={"database_url": as_role(url), "migrate_database_url": url}
+    )
     port = free_port()
     metrics_topic = unique("test.metrics")
     env = worker_env(
