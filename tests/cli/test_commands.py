@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from tests.services import assert_graceful_exit, eventually, unique, worker_env
+from tests.services import assert_graceful_exit, eventually, spawn, unique, worker_env
 from worker.settings import Settings
 from worker.testdata.sample import sample_events
 
@@ -19,15 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 async def revintel(*args: str, env: dict[str, str], within: float = 150) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "worker.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await spawn(*args, env=env)
     out, _ = await asyncio.wait_for(proc.communicate(), within)
     return proc.returncode, out.decode()
 

@@ -29,6 +29,7 @@ from tests.services import (
     assert_graceful_exit,
     ensure_worker_role,
     fresh_database,
+    spawn,
     unique,
 )
 from worker.kafka.client import kafka_client
@@ -88,15 +89,7 @@ def _topics() -> dict[str, str]:
 
 
 async def _revintel(*args: str, env: dict, within: float = 120) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "worker.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await spawn(*args, env=env)
     out, _ = await asyncio.wait_for(proc.communicate(), within)
     return proc.returncode, out.decode()
 
