@@ -32,17 +32,15 @@ from worker.domain.account_alerts import (
     evaluate_account,
 )
 from worker.domain.alerts import alert_id
-from worker.domain.batch import Incoming, ScoredOutcome, fold
+from worker.domain.batch import Incoming, ScoredOutcome, Stored, fold
 from worker.engine import Framework
 from worker.models.churn import LoadedChurnModel
 
 AccountIncoming = Incoming[AccountEvent]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAccount:
-    state: AccountState
-    track: AccountTrack
+class StoredAccount(Stored[AccountState, AccountTrack]):
+    __slots__ = ()
 
 
 @dataclass(slots=True)
@@ -82,12 +80,7 @@ class AccountBatchOutcome(
             drivers=churn.drivers,
         )
         alert = build_account_alert(state, score, change, cause) if change else None
-        # nothing below can fail
-        self.states[state.account_id] = state
-        self.scores[state.account_id] = score
-        self.tracks[state.account_id] = new_track
-        if alert:
-            self.alerts.append(alert)
+        self.record(state.account_id, state, score, new_track, alert)  # nothing here can fail
 
 
 def account_alert_rules(framework: Framework) -> AccountAlertRules:
@@ -142,9 +135,7 @@ def apply_account_batch(
 
     def apply_one(item: AccountIncoming) -> bool:
         account_id = item.event.subject
-        stored = current.get(account_id)
-        before = out.states.get(account_id) or (stored.state if stored else None)
-        track = out.tracks.get(account_id) or (stored.track if stored else AccountTrack())
+        before, track = out.latest(current, account_id, AccountTrack)
         after = apply_account_event(before, item.event)
         if after is None:
             return False

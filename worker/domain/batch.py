@@ -8,7 +8,7 @@ stale or failed. A family (deals, accounts, ...) only says how one event changes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -119,6 +119,14 @@ T = TypeVar("T")  # its alert track
 A = TypeVar("A")  # its alert
 
 
+@dataclass(frozen=True, slots=True)
+class Stored(Generic[S, T]):
+    """A subject as the store holds it: its state and its alert track."""
+
+    state: S
+    track: T
+
+
 @dataclass(slots=True)
 class ScoredOutcome(BatchOutcome[E], Generic[E, S, C, T, A]):
     """The outcome of a family whose subjects are scored and alerted on (deals, accounts):
@@ -130,6 +138,25 @@ class ScoredOutcome(BatchOutcome[E], Generic[E, S, C, T, A]):
     alerts: list[A] = field(default_factory=list)
     aged: int = 0  # subjects rescored by clock ticks
     noun: ClassVar[str] = "subjects"
+
+    def latest(
+        self, stored: Mapping[str, Stored[S, T]], subject: str, new_track: Callable[[], T]
+    ) -> tuple[S | None, T]:
+        """The subject's state and alert track as of the batch so far: after its last event
+        applied here, else as stored (no state and ``new_track()`` for a subject never seen)."""
+        kept = stored.get(subject)
+        state = self.states.get(subject) or (kept.state if kept else None)
+        track = self.tracks.get(subject) or (kept.track if kept else new_track())
+        return state, track
+
+    def record(self, subject: str, state: S, score: C, track: T, alert: A | None) -> None:
+        """Keep the subject's new state, score and alert track, and the alert raised, if any.
+        Call it once nothing can fail any more: a failure files the event as failed."""
+        self.states[subject] = state
+        self.scores[subject] = score
+        self.tracks[subject] = track
+        if alert is not None:
+            self.alerts.append(alert)
 
     def summary(self) -> dict[str, int]:
         return {self.noun: len(self.states), "aged": self.aged, "alerts": len(self.alerts)}

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from schemas.alerts import AlertCause, AlertState, DealAlert
 from schemas.deal_events import OPEN_STAGES, DealEvent, DealStage
 from worker.domain.alerts import AlertRules, AlertTrack, Transition, alert_id, evaluate
-from worker.domain.batch import Incoming, ScoredOutcome, fold
+from worker.domain.batch import Incoming, ScoredOutcome, Stored, fold
 from worker.domain.deal import DealState, apply_event
 from worker.engine import (
     DealFacts,
@@ -39,10 +39,8 @@ from worker.models.deal_scoring import DealModels, LearnedClose, score_open
 DealIncoming = Incoming[DealEvent]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredDeal:
-    state: DealState
-    track: AlertTrack
+class StoredDeal(Stored[DealState, AlertTrack]):
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,9 +219,7 @@ def apply_deal_batch(
 
     def apply_one(item: DealIncoming) -> bool:
         deal_id = item.event.subject
-        stored = current.get(deal_id)
-        before = out.states.get(deal_id) or (stored.state if stored else None)
-        track = out.tracks.get(deal_id) or (stored.track if stored else AlertTrack())
+        before, track = out.latest(current, deal_id, AlertTrack)
         after = apply_event(before, item.event)
         if after is None:
             return False
@@ -235,11 +231,7 @@ def apply_deal_batch(
         # nothing below can fail: the event is applied
         if before is None or after.stage != before.stage:
             out.stints.append(Stint(deal_id, after.stage.value, after.stage_entered_at))
-        out.states[deal_id] = after
-        out.scores[deal_id] = score
-        out.tracks[deal_id] = new_track
-        if alert:
-            out.alerts.append(alert)
+        out.record(deal_id, after, score, new_track, alert)
         return True
 
     fold(out, seen_event_ids, incoming, apply_one)
@@ -257,9 +249,8 @@ def rescore(
     out = DealBatchOutcome()
     for deal in stored:
         state = deal.state
-        out.states[state.deal_id] = state
-        out.tracks[state.deal_id] = deal.track
-        out.scores[state.deal_id] = score_deal(facts_of(state), state.last_event_time, framework)
+        score = score_deal(facts_of(state), state.last_event_time, framework)
+        out.record(state.deal_id, state, score, deal.track, None)
     out.predict_missing_values(framework)
     out.learn_close(deal_models)
     return out
