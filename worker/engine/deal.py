@@ -143,22 +143,17 @@ class DealFacts:
             competitors = len(set(competitors))
         amount = record.amount
         return cls(
+            **{name: getattr(record, name) for name in _COPIED_FACTS},
             stage=DealStage(record.stage),
             amount=None if amount is None else float(amount),
-            industry=record.industry,
-            lead_score=record.lead_score,
-            interactions=record.interactions,
-            objections_handled=record.objections_handled,
-            has_champion=record.has_champion,
-            budget_confirmed=record.budget_confirmed,
-            decision_maker_engaged=record.decision_maker_engaged,
             competitors=competitors,
-            last_activity_at=record.last_activity_at,
-            stage_entered_at=record.stage_entered_at,
-            created_at=record.created_at,
-            expected_close_date=record.expected_close_date,
-            close_date_pushes=record.close_date_pushes,
         )
+
+
+# the fields ``from_record`` copies as they are (the others it converts)
+_COPIED_FACTS = tuple(
+    f.name for f in fields(DealFacts) if f.name not in {"stage", "amount", "competitors"}
+)
 
 
 class DealInput(BaseModel):
