@@ -180,3 +180,60 @@ def test_the_feature_spec_drops_constants_and_one_hots_strings():
     x = spec.matrix([{"a": None, "region": "IT"}, {"a": 2.0, "region": "FR"}])
     assert np.isnan(x[0, 0]) and list(x[0, 1:]) == [0.0, 0.0]
     assert list(x[1]) == [2.0, 0.0, 1.0]
+
+
+def test_the_trees_shortcut_gives_the_figures_of_predicting_every_occlusion(bank, trained: Trained):
+    """score_rows' occlusions by the trees' shortcut (worker.models.tree_occlusion) against the
+    generic path that predicts every occluded row: the same probabilities to the last bit and
+    the same sentences, at the accounts' own moments and a year on."""
+    from datetime import UTC, datetime
+
+    from worker.domain.account import churn_features
+    from worker.models.churn_explain import contributions
+
+    states, outcomes = bank
+    model = trained.model
+    assert model.family == "boosted_trees" and model.forest() is not None  # the shortcut runs
+    sample = [*list(states.values())[:1500], *[o.before for o in outcomes[-1500:]]]
+    for at in (None, datetime(2026, 3, 1, tzinfo=UTC)):
+        rows = [churn_features(s, at or s.last_event_time) for s in sample]
+        fast = score_rows(model, rows)
+        x = model.spec.matrix(rows)
+        _, effect = contributions(model.raw_probability, model.spec, x, model.profile.reference)
+        slow = model.probability(x)
+        assert [f.probability for f in fast] == slow.tolist()
+        assert [f.explanation for f in fast] == [
+            model.profile.explain(model.spec, r, e) for r, e in zip(rows, effect, strict=True)
+        ]
+        assert sum(bool(f.explanation.raises) for f in fast) > len(rows) // 2
+
+
+def test_a_logistic_champion_predicts_every_occlusion(bank):
+    _, outcomes = bank
+    logistic = train(rows_of(outcomes), TrainParams(families=("logistic",))).model
+    assert logistic.forest() is None
+
+
+def test_a_ticks_page_scores_each_account_as_alone(bank, trained: Trained):
+    """A tick scores its page in one batch (one call of the model): the scores, reasons and
+    alerts of each account alone."""
+    from datetime import UTC, datetime
+
+    from schemas.clock import make_tick
+    from worker.domain.account_alerts import AccountTrack
+    from worker.domain.account_batch import AccountBatchOutcome, StoredAccount, age_accounts
+    from worker.domain.batch import Incoming, RecordRef
+
+    states, _ = bank
+    loaded = LoadedChurnModel("churn-test", trained.model)
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    tick = Incoming(make_tick(at, "t", 0, 86400), RecordRef("t", 0, 0, b"clock", None, ()))
+    page = [StoredAccount(s, AccountTrack()) for s in list(states.values())[:400]]
+    for model in (None, loaded):
+        batch = age_accounts(page, tick, FW, model)
+        alone = AccountBatchOutcome()
+        for a in page:
+            alone.rescore(a.state, a.track, tick, FW, at, model)
+        assert batch.scores == alone.scores and batch.tracks == alone.tracks
+        assert [a.model_dump() for a in batch.alerts] == [a.model_dump() for a in alone.alerts]
+        assert batch.alerts and batch.aged == len(page)

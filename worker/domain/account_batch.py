@@ -24,6 +24,7 @@ from worker.domain.account import (
     AccountState,
     apply_account_event,
     score_account,
+    score_accounts,
 )
 from worker.domain.account_alerts import (
     AccountAlertRules,
@@ -69,7 +70,20 @@ class AccountBatchOutcome(
         """Score ``state`` as of ``now`` (its last event's time by default; churn from
         ``churn_model`` when given, else the heuristic), re-evaluate its alert level and record
         both, with the alert ``cause`` raises, if any."""
-        score = score_account(state, framework, now, churn_model)
+        self.assess(
+            state, track, score_account(state, framework, now, churn_model), cause, framework
+        )
+
+    def assess(
+        self,
+        state: AccountState,
+        track: AccountTrack,
+        score: AccountScore,
+        cause: Incoming[Any],
+        framework: Framework,
+    ) -> None:
+        """Re-evaluate the alert level of ``state`` scored ``score`` and record both, with the
+        alert ``cause`` raises, if any."""
         churn = score.churn
         new_track, change = evaluate_account(
             track,
@@ -167,7 +181,11 @@ def age_accounts(
 ) -> AccountBatchOutcome:
     """Scores and alert transitions of ``accounts`` as of the tick's instant."""
     out = AccountBatchOutcome()
-    for account in accounts:
-        out.rescore(account.state, account.track, tick, framework, tick.event.time, churn_model)
+    page = list(accounts)
+    # the page scored in one batch: one call of the churn model for all its accounts
+    now = tick.event.time
+    scores = score_accounts([(a.state, now) for a in page], framework, churn_model)
+    for account, score in zip(page, scores, strict=True):
+        out.assess(account.state, account.track, score, tick, framework)
         out.aged += 1
     return out
