@@ -72,6 +72,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from itertools import product
 from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -317,12 +318,9 @@ class _Texts:
     """Sentences that depend only on the framework, built once per DealTables."""
 
     stage: dict[DealStage, str]
-    budget: str
-    no_budget: str
-    dm: str
-    no_dm: str
-    champion: str
-    no_champion: str
+    # budget's, decision maker's and champion's key factors by (budget, decision maker,
+    # champion, the stage expects them)
+    qualification: dict[tuple[bool, bool, bool, bool], tuple[tuple[float, str], ...]]
     capped: str
     floored: str
     lead: tuple[str, ...]  # by lead score 0-100
@@ -346,18 +344,33 @@ def _competitor_text(n: int, t: DealTables) -> str:
     return f"{_count(n, 'competitor')} in the deal ({_pts(round(penalty, 2))})"
 
 
+def _qualification_factors(
+    t: DealTables,
+) -> dict[tuple[bool, bool, bool, bool], tuple[tuple[float, str], ...]]:
+    """For every (budget, decision maker, champion, the stage expects them): the key factor of
+    each that is there (points earned), or missing where the stage expects it (points missed)."""
+    signals = (
+        (t.p_budget, "Budget confirmed", "Budget not confirmed"),
+        (t.p_decision_maker, "Decision maker engaged", "No decision maker engaged"),
+        (t.p_champion, "Champion identified", "No champion identified"),
+    )
+    table = {}
+    for *present, expected in product((False, True), repeat=4):
+        table[(*present, expected)] = tuple(
+            (points, f"{there} ({_pts(points)})" if has else f"{missing} (0 of {points:g} pts)")
+            for (points, there, missing), has in zip(signals, present, strict=True)
+            if has or expected
+        )
+    return table
+
+
 def _texts(t: DealTables) -> _Texts:
     texts = _Texts(
         stage={
             s: f"{st.label.capitalize()} stage: {st.base_rate:g}% of such deals are won"
             for s, st in t.stages.items()
         },
-        budget=f"Budget confirmed ({_pts(t.p_budget)})",
-        no_budget=f"Budget not confirmed (0 of {t.p_budget:g} pts)",
-        dm=f"Decision maker engaged ({_pts(t.p_decision_maker)})",
-        no_dm=f"No decision maker engaged (0 of {t.p_decision_maker:g} pts)",
-        champion=f"Champion identified ({_pts(t.p_champion)})",
-        no_champion=f"No champion identified (0 of {t.p_champion:g} pts)",
+        qualification=_qualification_factors(t),
         capped=f"Capped at {t.p_max:g}%: an open deal is never certain",
         floored=f"Raised to the {t.p_min:g}% floor for open deals",
         lead=tuple(_lead_text(n, t) for n in range(101)),
@@ -559,18 +572,7 @@ def score_deal(facts: DealFacts, now: datetime, framework: Framework) -> DealSco
     factors: list[tuple[float, str]] = [
         (abs(eng_boost), f"Engagement {engagement:.0f}/100 ({_pts(eng_boost)})")
     ]
-    if budget:
-        factors.append((t.p_budget, tx.budget))
-    elif expected:
-        factors.append((t.p_budget, tx.no_budget))
-    if dm:
-        factors.append((t.p_decision_maker, tx.dm))
-    elif expected:
-        factors.append((t.p_decision_maker, tx.no_dm))
-    if champion:
-        factors.append((t.p_champion, tx.champion))
-    elif expected:
-        factors.append((t.p_champion, tx.no_champion))
+    factors.extend(tx.qualification[budget, dm, champion, expected])
     if lead is not None:
         factors.append((lead_pts, tx.lead[lead] if 0 <= lead <= 100 else _lead_text(lead, t)))
     if obj_pts:
