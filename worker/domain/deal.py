@@ -100,7 +100,9 @@ def _field_changes(state: DealState, fields: DealFields, at: datetime) -> dict[s
     with their new times under ``field_times``."""
     changes: dict[str, Any] = {}
     times = dict(state.field_times)
-    given = fields.model_dump(exclude_none=True, exclude={"cleared"})
+    # the fields given, in field order (as model_dump(exclude_none=True) gives them, without
+    # its copying: a third of this function's time)
+    given = {k: v for k, v in fields.__dict__.items() if v is not None and k != "cleared"}
     for cleared in fields.cleared or ():
         given[cleared] = None
     for name, value in given.items():
@@ -196,4 +198,27 @@ def apply_event(state: DealState | None, event: DealEvent) -> DealState | None:
         changes["last_event_time"] = at
     elif not changes:
         return None
-    return state.model_copy(update=changes)
+    return _updated(state, changes)
+
+
+def _updated(state: DealState, changes: dict[str, Any]) -> DealState:
+    """``state.model_copy(update=changes)``, without its copying of what this model has none
+    of (private and extra attributes): 40 % of ``apply_event``'s time."""
+    fields_set = state.__pydantic_fields_set__ | changes.keys()
+    return unvalidated({**state.__dict__, **changes}, fields_set)
+
+
+def unvalidated(fields: dict[str, Any], fields_set: set[str] | None = None) -> DealState:
+    """A ``DealState`` holding ``fields`` (every field, each as the model holds it: e.g. the
+    stage's enum, a tuple of competitors) as they are, without validation; as
+    ``model_construct`` would, at a fraction of its cost."""
+    state = _new_model(DealState)
+    _set(state, "__dict__", fields)
+    _set(state, "__pydantic_fields_set__", set(fields) if fields_set is None else fields_set)
+    _set(state, "__pydantic_extra__", None)
+    _set(state, "__pydantic_private__", None)
+    return state
+
+
+_new_model = object.__new__
+_set = object.__setattr__

@@ -112,8 +112,27 @@ class DealBatchOutcome(ScoredOutcome[DealEvent, DealState, DealScore, AlertTrack
 
 
 def facts_of(state: DealState) -> DealFacts:
-    """What the engine scores (the engine takes any object with the deal's fields)."""
-    return DealFacts.from_record(state)
+    """What the engine scores: ``DealFacts.from_record(state)``, built positionally from the
+    state's fields (a third of the time; it runs after every event)."""
+    d = state.__dict__
+    amount = d["amount"]
+    return DealFacts(
+        d["stage"],
+        None if amount is None else float(amount),
+        d["industry"],
+        d["lead_score"],
+        d["interactions"],
+        d["objections_handled"],
+        d["has_champion"],
+        d["budget_confirmed"],
+        d["decision_maker_engaged"],
+        len(set(d["competitors"])),
+        d["last_activity_at"],
+        d["stage_entered_at"],
+        d["created_at"],
+        d["expected_close_date"],
+        d["close_date_pushes"],
+    )
 
 
 def alert_rules(framework: Framework) -> AlertRules:

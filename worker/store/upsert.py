@@ -164,4 +164,7 @@ class CopyUpsert:
         except asyncpg.UndefinedTableError:  # the session's temp tables were discarded
             self._created.discard(session)
             raise  # the batch is redone, and the table created again
-        await conn.execute(self.merge)
+        # fetch, not execute: a statement without parameters goes through execute as a
+        # simple query, parsed and planned at every batch (530 against 91 us on an empty
+        # table); fetch prepares it once per session and runs the cached plan
+        await conn.fetch(self.merge)
