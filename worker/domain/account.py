@@ -348,6 +348,11 @@ def churn_input(state: AccountState, as_of: datetime) -> ChurnInput:
 def churn_features(state: AccountState, as_of: datetime) -> RawRow:
     """The churn model's raw features of the account as of ``as_of``: the heuristic's signals,
     plan, ARR, feature adoption and the named attributes."""
+    return _features(state, churn_input(state, as_of))
+
+
+def _features(state: AccountState, signals: ChurnInput) -> RawRow:
+    """:func:`churn_features` from the account's signals (``churn_input``) already built."""
     adoption = (
         None
         if state.features_used is None or not state.features_available
@@ -358,7 +363,7 @@ def churn_features(state: AccountState, as_of: datetime) -> RawRow:
         "arr": None if state.arr is None else float(state.arr),
         "feature_adoption": adoption,
     }
-    return account_features(churn_input(state, as_of), state.attributes, facts)
+    return account_features(signals, state.attributes, facts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,14 +544,17 @@ def score_accounts(
     churn_model: LoadedChurnModel | None,
 ) -> list[AccountScore]:
     """:func:`score_account` of many accounts (each with its "now"), the model's predictions
-    and explanations in one batch: how a new champion rescores every stored account."""
-    heuristic = [score_churn(churn_input(s, at), framework) for s, at in accounts]
+    and explanations in one batch: how a tick's page, or a new champion, rescores stored
+    accounts (the same scores as one at a time)."""
+    signals = [churn_input(s, at) for s, at in accounts]
+    heuristic = [score_churn(i, framework) for i in signals]
     if churn_model is None:
         return [
             _with_expansion(s, framework, h, at)
             for (s, at), h in zip(accounts, heuristic, strict=True)
         ]
-    scored = score_rows(churn_model.model, [churn_features(s, at) for s, at in accounts])
+    features = [_features(s, i) for (s, _), i in zip(accounts, signals, strict=True)]
+    scored = score_rows(churn_model.model, features)
     out = []
     for (state, at), h, m in zip(accounts, heuristic, scored, strict=True):
         churn, learned = learned_churn(h, m, churn_model.version, framework, state.industry)

@@ -13,6 +13,7 @@ quintile of the number) against all the others, e.g. ``Is active member 0: churn
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ class Profile:
         v = float(value)  # type: ignore[arg-type]
         if p.by_value:
             return next((g for c, g in zip(p.cuts, p.groups, strict=True) if c == v), None)
-        return p.groups[int(np.searchsorted(np.array(p.cuts), v, side="left"))]
+        return p.groups[bisect.bisect_left(p.cuts, v)]  # the cuts are sorted, the last inf
 
     def rates(self, name: str, value: object) -> tuple[Group, float, float] | None:
         """The account's group for one feature, its churn rate and the others' (None: no such
@@ -131,12 +132,7 @@ class Profile:
     def sentence(self, name: str, value: object) -> str | None:
         """``<group>: churned X % vs Y % for the others``."""
         found = self.rates(name, value)
-        if found is None:
-            return None
-        g, rate_in, rate_out = found
-        return f"{g.text}: churned {rate_in:.0%} vs {rate_out:.0%} for the others".replace(
-            "%", " %"
-        )
+        return None if found is None else _said(*found)
 
     def explain(
         self,
@@ -170,10 +166,12 @@ class Profile:
             if round(rate_in * 100) == round(rate_out * 100):
                 continue  # "20 % vs 20 %" explains nothing
             said.add((g.count, g.churned))
-            text = self.sentence(name, row.get(name))
-            assert text is not None
-            bucket.append(text)
+            bucket.append(_said(g, rate_in, rate_out))
         return Explanation(tuple(raises), tuple(lowers))
+
+
+def _said(g: Group, rate_in: float, rate_out: float) -> str:
+    return f"{g.text}: churned {rate_in:.0%} vs {rate_out:.0%} for the others".replace("%", " %")
 
 
 def contributions(

@@ -3,12 +3,12 @@ state, scores and alert levels, and their alerts (to the outbox)."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from pydantic_core import to_jsonable_python
+from pydantic_core import from_json, to_jsonable_python
 
 from schemas.clock import ClockTick
 from worker.domain.account import AccountOutcome, AccountScore, AccountState
@@ -94,6 +94,22 @@ LOCK_ACCOUNTS = (
     "ORDER BY account_id FOR UPDATE"
 )
 NO_ALERT = AccountTrack()
+# What rescoring an account as stored changes (a tick, a new champion): its scores, the days
+# overdue (counted to "now") and the alert level. The state is as loaded (row-locked): only
+# these columns are written, not the whole row again.
+SCORED_COLUMNS: dict[str, str] = {
+    "account_id": "text",
+    "days_overdue": "integer",
+    **SCORE_COLUMNS,
+    **ALERT_COLUMNS,
+}
+UPDATE_SCORED = (
+    "UPDATE accounts AS a SET "
+    + ", ".join(f"{c} = r.{c}" for c in SCORED_COLUMNS if c != "account_id")
+    + " FROM jsonb_to_recordset($1::jsonb) AS r("
+    + ", ".join(f"{c} {t}" for c, t in SCORED_COLUMNS.items())
+    + ") WHERE a.account_id = r.account_id"
+)
 _JSON_COLUMNS = ("usage_history", "open_tickets", "failed_invoices", "attributes")
 
 
@@ -102,7 +118,7 @@ def state_from_row(row: Mapping[str, Any]) -> AccountState:
     data = {c: row[c] for c in STATE_COLUMNS}
     for c in _JSON_COLUMNS:
         if isinstance(data[c], str | bytes):
-            data[c] = json.loads(data[c])
+            data[c] = from_json(data[c])  # what json.loads gives, 3x faster
     if data["csat"] is not None:
         data["csat"] = float(data["csat"])
     return AccountState.model_validate(data)
@@ -130,9 +146,7 @@ def account_row(
     """The ``accounts`` row of a scored state with its alert level."""
     row = state.model_dump(mode="json")
     row["source_partition"] = partition
-    row["alert_level"] = track.level
     latest = state.latest_usage
-    churn, expansion = score.churn, score.expansion
     row.update(
         active_seats=latest.active_seats if latest else None,
         logins=latest.logins if latest else None,
@@ -140,6 +154,18 @@ def account_row(
         escalated_tickets=state.escalated_tickets,
         max_ticket_severity=state.max_ticket_severity,
         failed_payments=state.failed_payments,
+    )
+    row.update(scored_row(state, score, track))
+    return row
+
+
+def scored_row(state: AccountState, score: AccountScore, track: AccountTrack) -> dict[str, Any]:
+    """The columns of an account's row its scoring sets (:data:`SCORED_COLUMNS`): what a
+    rescoring of the state as stored changes."""
+    churn, expansion = score.churn, score.expansion
+    return dict(
+        account_id=state.account_id,
+        alert_level=track.level,
         days_overdue=state.days_overdue(score.as_of or state.last_event_time),
         churn_risk=churn.score,
         churn_level=churn.level,
@@ -157,7 +183,6 @@ def account_row(
         churn_model_version=score.churn_model_version,
         scored_at=to_jsonable_python(score.as_of or state.last_event_time),
     )
-    return row
 
 
 async def write(conn: asyncpg.Connection, outcome: AccountBatchOutcome) -> None:
@@ -171,6 +196,18 @@ async def write(conn: asyncpg.Connection, outcome: AccountBatchOutcome) -> None:
         await conn.execute(UPSERT_ACCOUNTS, rows_json(rows))
     if outcome.outcomes:
         await conn.execute(INSERT_OUTCOMES, rows_json(outcome_row(o) for o in outcome.outcomes))
+    if outcome.alerts:
+        await outbox.insert(conn, outcome.alerts)
+
+
+async def write_scored(conn: asyncpg.Connection, outcome: AccountBatchOutcome) -> None:
+    """The new scores and alert levels of accounts rescored as stored (a tick's page), and
+    their alerts (to the outbox), in the caller's transaction."""
+    if outcome.states:
+        rows = (
+            scored_row(s, outcome.scores[a], outcome.tracks[a]) for a, s in outcome.states.items()
+        )
+        await conn.execute(UPDATE_SCORED, rows_json(rows))
     if outcome.alerts:
         await outbox.insert(conn, outcome.alerts)
 
@@ -215,8 +252,11 @@ async def age(
     out = AccountBatchOutcome()
     now = tick.event.time
     async for conn, due, _ in due_pages(pool, _AGING, partition, "account_id", AGE_PAGE, now):
-        page = age_accounts([stored_from_row(r) for r in due], tick, framework, churn_model)
-        await write(conn, page)
+        stored = [stored_from_row(r) for r in due]
+        # in a thread: the churn model's trees let go of the interpreter, so the other
+        # partitions' pages are read, decoded and written meanwhile
+        page = await asyncio.to_thread(age_accounts, stored, tick, framework, churn_model)
+        await write_scored(conn, page)
         out.alerts.extend(page.alerts)  # not the scores: a tick may age many accounts
         out.aged += page.aged
     return out

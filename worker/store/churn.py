@@ -1,7 +1,7 @@
 """The churn model's data in PostgreSQL: the outcomes it trains on (``account_outcomes``, each
 with the account as it was just before), and rescoring every stored account's churn with a new
 champion (or the heuristic), a page of accounts per transaction, each page scored in one batch
-and written in one statement."""
+and its scores written in one statement."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import structlog
 from worker.domain.account import AccountOutcome, AccountState, score_accounts
 from worker.engine import Framework
 from worker.models.churn import LoadedChurnModel
-from worker.store.accounts import LOAD_COLUMNS, UPSERT_ACCOUNTS, account_row, stored_from_row
+from worker.store.accounts import LOAD_COLUMNS, UPDATE_SCORED, scored_row, stored_from_row
 from worker.store.upsert import rows_json
 
 log = structlog.get_logger(__name__)
@@ -79,10 +79,9 @@ async def rescore(
                 churn_model,
             )
             written = (
-                account_row(s.state, score, None, s.track)
-                for s, score in zip(stored, scores, strict=True)
+                scored_row(s.state, score, s.track) for s, score in zip(stored, scores, strict=True)
             )
-            await conn.execute(UPSERT_ACCOUNTS, rows_json(written))
+            await conn.execute(UPDATE_SCORED, rows_json(written))
         done += len(rows)
         after = rows[-1]["account_id"]
         if len(rows) < page:

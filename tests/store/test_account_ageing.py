@@ -1,0 +1,104 @@
+"""A tick's ageing of the ``accounts`` rows against real PostgreSQL (``worker.store.accounts.
+age``): it writes only the columns a rescoring sets, and the rows end as writing each whole row
+again would leave them; a tick that fails half-way and is applied again ends with the rows and
+alert ids of the page scored at once, its alerts in the outbox once; applied a third time it
+changes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from schemas.clock import make_tick
+from tests.account_factories import FW, T0, created, ev, incoming, usage
+from worker.domain.account_batch import age_accounts, apply_account_batch
+from worker.domain.batch import Incoming, RecordRef
+from worker.store import accounts
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "crm.account-events"
+
+
+def _events(account: str, overdue: int, renewal_days: int) -> list:
+    renewal = (T0 + timedelta(days=renewal_days)).date().isoformat()
+    return [
+        created(account),
+        ev(account, "payment_failed", {"invoice_id": "I", "amount": "50", "days_overdue": overdue}),
+        usage(account, "2026-03-01", 40, 300, 1),
+        ev(account, "nps_submitted", {"score": 7, "csat": 4}, 1),
+        ev(account, "renewal_updated", {"renewal_date": renewal, "downgrade_requested": True}, 2),
+    ]
+
+
+async def _seed(pool: asyncpg.Pool) -> None:
+    events = [e for i in range(5) for e in _events(f"A{i}", 40 + 10 * i, 45 + 30 * i)]
+    out = apply_account_batch({}, set(), incoming(*events), FW)
+    async with pool.acquire() as conn, conn.transaction():
+        await accounts.write(conn, out)
+    assert len(out.states) == 5
+
+
+async def _rows(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
+    rows = await pool.fetch("SELECT * FROM accounts ORDER BY account_id")
+    return {r["account_id"]: {k: v for k, v in r.items() if k != "updated_at"} for r in rows}
+
+
+async def test_a_tick_half_done_then_redone_ends_as_the_page_scored_at_once(
+    own_db, monkeypatch: pytest.MonkeyPatch
+):
+    _, pool = own_db
+    await _seed(pool)
+    async with pool.acquire() as conn:
+        stored = await accounts.lock(conn, [f"A{i}" for i in range(5)])
+    tick = Incoming(
+        make_tick(T0 + timedelta(days=30), TOPIC, 0, 86400),
+        RecordRef(TOPIC, 0, 0, b"clock", None, ()),
+    )
+    expected = age_accounts(stored.values(), tick, FW)
+    seq = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM alert_outbox")  # the events'
+    assert expected.alerts  # the renewals come near: at risk
+
+    # pages of two; the second page's write fails: the first stays done
+    monkeypatch.setattr(accounts, "AGE_PAGE", 2)
+    write_scored = accounts.write_scored
+    calls = 0
+
+    async def crash_on_the_second_page(conn, outcome) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("worker killed")
+        await write_scored(conn, outcome)
+
+    monkeypatch.setattr(accounts, "write_scored", crash_on_the_second_page)
+    with pytest.raises(ConnectionError):
+        await accounts.age(pool, 0, tick, FW)
+    half = await _rows(pool)
+    assert sorted(a for a, r in half.items() if r["scored_at"] == tick.event.time) == ["A0", "A1"]
+
+    redone = await accounts.age(pool, 0, tick, FW)
+    assert redone.aged == 3  # the first page keeps its scores
+    aged = await _rows(pool)
+    assert all(r["scored_at"] == tick.event.time for r in aged.values())
+    assert [r["days_overdue"] for r in aged.values()] == [70, 80, 90, 100, 110]
+    outbox = await pool.fetch("SELECT alert_id::text FROM alert_outbox WHERE seq > $1", seq)
+    assert sorted(r["alert_id"] for r in outbox) == sorted(a.alert_id for a in expected.alerts)
+
+    # the whole rows of the page scored at once, written again: nothing changes
+    async with pool.acquire() as conn, conn.transaction():
+        await accounts.write(conn, expected)
+    assert await _rows(pool) == aged
+    assert {a: r["alert_level"] for a, r in aged.items()} == {
+        a: t.level for a, t in expected.tracks.items()
+    }
+
+    again = await accounts.age(pool, 0, tick, FW)
+    assert again.aged == 0 and not again.alerts
+    assert await _rows(pool) == aged
+    assert await pool.fetchval("SELECT count(*) FROM alert_outbox WHERE seq > $1", seq) == len(
+        outbox
+    )
