@@ -34,7 +34,9 @@ process of its own, so the benchmark's polling never shares its event loop:
    applied it. The commit is observed by polling ``pg_current_snapshot()`` every 10 ms: the row's
    ``xmin`` first seen completed (an upper bound, within the poll period). Also shown: the
    latency to ``applied_events.applied_at``, which is the transaction's ``now()``, i.e. its
-   *start* (a lower bound of the commit).
+   *start* (a lower bound of the commit). This process's input is frozen out of its
+   garbage collector's reach and collection is off while it offers: a full collection of the
+   input stalled the poller for up to 1.6 s.
 
 Rates: events / (end - start), start = the first transaction of the phase (min ``applied_at`` /
 ``copied_at``), end = when the poll (every 0.25 s) first sees the group's committed offsets at
@@ -58,6 +60,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -793,6 +796,12 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
     print(f"  building {total:,} more events for the latency phase ...", flush=True)
     warmup = make_input(WARMUP_EVENTS, WARMUP_EVENTS // 5, a.seed + 1000)
     offered = make_input(total, max(1, total // 5), a.seed + 1)
+    # This process's own collector must not stall the snapshot poller nor the producer: the
+    # input (a million objects) frozen out of its reach, and no collection while offering
+    # (measured: full collections of up to 1.6 s in the offered window, each a gap in the
+    # polls that moved commits seen later than they were)
+    gc.collect()
+    gc.freeze()
     async with phase_resources("latency", ctx.run_id, a.partitions) as (names, url):
         env = names.worker_env(url, ctx.bootstrap, a.partitions, a.forecast)
         pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
@@ -831,6 +840,7 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
                 # scan them sequentially, so its batches slow down as they grow
                 await pool.execute("ANALYZE")
             poller = asyncio.create_task(poll_snapshots())
+            gc.disable()
             pending = []
             started = time.time()
             bench_cpu = time.process_time()
@@ -864,6 +874,7 @@ async def phase_latency(ctx: Context) -> dict[str, Any]:
             if len(rows) != len(warmup) + len(offered):
                 raise AssertionError(f"{len(rows):,} applied, {len(warmup) + len(offered):,} sent")
         finally:
+            gc.enable()
             stop_polling.set()
             if poller is not None:
                 with contextlib.suppress(Exception):
