@@ -100,13 +100,46 @@ async def _nothing(rejected: list) -> None:
     return None
 
 
-async def timed(label: str, coro) -> float:
+def _backend_cpu(pids: list[int]) -> float | None:
+    """CPU seconds (user + system) the server processes ``pids`` used so far, when they run on
+    this machine (their /proc entries readable), else None."""
+    total = 0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def timed(label: str, coro, pool=None) -> float:
+    """Wall time of ``coro``; with ``pool``, also the CPU time of this process and of the
+    database's server processes (where the time went: Python or PostgreSQL)."""
+    pids = await _server_pids(pool) if pool is not None else []
     load = os.getloadavg()[0]
+    cpu, server = time.process_time(), _backend_cpu(pids)
     start = time.perf_counter()
     await coro
     seconds = time.perf_counter() - start
-    print(f"  {label:<56} {seconds:8.2f} s  (load before {load:.1f})", flush=True)
+    cpu = time.process_time() - cpu
+    after = _backend_cpu(pids)
+    split = ""
+    if pool is not None:
+        pg = "?" if server is None or after is None else f"{after - server:.1f} s"
+        split = f"; CPU: Python {cpu:.1f} s, PostgreSQL {pg}"
+    print(f"  {label:<56} {seconds:8.2f} s  (load before {load:.1f}{split})", flush=True)
     return seconds
+
+
+async def _server_pids(pool) -> list[int]:
+    # every connection of the pool opened first, so the server processes are known up front
+    conns = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        return [c.get_server_pid() for c in conns]
+    finally:
+        for c in conns:
+            await pool.release(c)
 
 
 def train_model() -> tuple[TrainedDeal, str]:
@@ -207,9 +240,13 @@ async def main(n: int, partitions: int, champion: bool) -> int:
                 )
                 assert count == n, f"{count} snapshot rows for {n} deals"
 
-            first = await timed("first tick (every deal's alert level is set)", tick_all(TICK_AT))
+            first = await timed(
+                "first tick (every deal's alert level is set)", tick_all(TICK_AT), pool
+            )
             tick = await timed(
-                "the next day's tick, as the worker (the daily case)", tick_all(TICK_AT + DAY)
+                "the next day's tick, as the worker (the daily case)",
+                tick_all(TICK_AT + DAY),
+                pool,
             )
             await snapshotted(TICK_AT + DAY)
             learned = None
@@ -218,6 +255,7 @@ async def main(n: int, partitions: int, champion: bool) -> int:
                 learned = await timed(
                     "the day after's tick with a deal champion",
                     tick_all(TICK_AT + 2 * DAY, in_charge),
+                    pool,
                 )
                 await snapshotted(TICK_AT + 2 * DAY)
                 served = await pool.fetchval(

@@ -268,7 +268,7 @@ class DealScore:
         }
 
 
-def _fast_constructor(cls: type) -> Any:
+def fast_constructor(cls: type) -> Any:
     """A positional constructor for a frozen slots dataclass that sets the slots through their
     descriptors: about twice as fast as the generated frozen ``__init__`` (which goes through
     ``object.__setattr__`` per field). Same result, same immutability; the hot path only."""
@@ -280,12 +280,12 @@ def _fast_constructor(cls: type) -> Any:
     return namespace["make"]
 
 
-_new_components = _fast_constructor(HealthComponents)
-_new_measures = _fast_constructor(HealthMeasures)
-_new_health = _fast_constructor(HealthResult)
-_new_breakdown = _fast_constructor(ProbabilityBreakdown)
-_new_probability = _fast_constructor(ProbabilityResult)
-_new_score = _fast_constructor(DealScore)
+_new_components = fast_constructor(HealthComponents)
+_new_measures = fast_constructor(HealthMeasures)
+_new_health = fast_constructor(HealthResult)
+_new_breakdown = fast_constructor(ProbabilityBreakdown)
+_new_probability = fast_constructor(ProbabilityResult)
+_new_score = fast_constructor(DealScore)
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,22 +67,32 @@ async def update_by_copy(
     columns: Mapping[str, str],
     records: Sequence[tuple[Any, ...]],
     assign: Mapping[str, str],
+    *,
+    then: tuple[str, str] | None = None,
+    args: Sequence[Any] = (),
 ) -> None:
     """``UPDATE table`` from ``records`` (tuples in ``columns`` order) matched on ``key``: the
     records are COPYed (binary) into a session temp table, then merged in one statement.
     ``assign`` maps a column to its new value's SQL (``r.<column>`` is the record's,
-    ``t.<column>`` the row's). For large pages: COPY beats a JSON parameter by far.
+    ``t.<column>`` the row's). For large pages: COPY beats a JSON parameter by far. ``then``
+    (returning, statement): the updated rows' ``returning`` expressions feed ``statement``
+    as ``updated``, in the same statement (``args`` its parameters).
 
     The temp table is analyzed before the merge: without statistics the planner guesses it
     large and hashes the whole of ``table`` (a sequential scan per page: a tick over a million
-    deals read the table 200 times); with them it probes ``key``'s index per record."""
+    deals read the table 200 times); with them it probes ``key``'s index per record. Only
+    ``key`` is analyzed: its statistics and the row count are what the join's plan needs."""
     temp = f"_update_{table}"
     spec = ", ".join(f"{c} {t}" for c, t in columns.items())
     await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} ({spec}) ON COMMIT DELETE ROWS")
     await conn.copy_records_to_table(temp, records=records, columns=list(columns))
-    await conn.execute(f"ANALYZE {temp}")
+    await conn.execute(f"ANALYZE {temp} ({key})")
     sets = ", ".join(f"{c} = {expr}" for c, expr in assign.items())
-    await conn.execute(f"UPDATE {table} AS t SET {sets} FROM {temp} AS r WHERE t.{key} = r.{key}")
+    update = f"UPDATE {table} AS t SET {sets} FROM {temp} AS r WHERE t.{key} = r.{key}"
+    if then is not None:
+        returning, statement = then
+        update = f"WITH updated AS ({update} RETURNING {returning})\n{statement}"
+    await conn.execute(update, *args)
 
 
 def _jsonb(value: Any) -> Any:
