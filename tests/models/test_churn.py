@@ -19,6 +19,7 @@ from worker.domain.account import (
 )
 from worker.engine import default_framework
 from worker.models.churn import (
+    SHORTCUT_ROWS,
     LoadedChurnModel,
     NotEnoughData,
     Trained,
@@ -183,9 +184,10 @@ def test_the_feature_spec_drops_constants_and_one_hots_strings():
 
 
 def test_the_trees_shortcut_gives_the_figures_of_predicting_every_occlusion(bank, trained: Trained):
-    """score_rows' occlusions by the trees' shortcut (worker.models.tree_occlusion) against the
-    generic path that predicts every occluded row: the same probabilities to the last bit and
-    the same sentences, at the accounts' own moments and a year on."""
+    """score_rows' occlusions by the trees' shortcut (worker.models.tree_occlusion; a few rows:
+    one stacked prediction, its base rows for the probabilities) against predicting every
+    occluded row and then the rows alone: the same probabilities to the last bit and the same
+    sentences, at the accounts' own moments and a year on."""
     from datetime import UTC, datetime
 
     from worker.domain.account import churn_features
@@ -194,9 +196,14 @@ def test_the_trees_shortcut_gives_the_figures_of_predicting_every_occlusion(bank
     states, outcomes = bank
     model = trained.model
     assert model.family == "boosted_trees" and model.forest() is not None  # the shortcut runs
+    assert SHORTCUT_ROWS < 3000
     sample = [*list(states.values())[:1500], *[o.before for o in outcomes[-1500:]]]
-    for at in (None, datetime(2026, 3, 1, tzinfo=UTC)):
-        rows = [churn_features(s, at or s.last_event_time) for s in sample]
+    for at, some in (
+        (None, sample),
+        (datetime(2026, 3, 1, tzinfo=UTC), sample),
+        (None, sample[:50]),
+    ):
+        rows = [churn_features(s, at or s.last_event_time) for s in some]
         fast = score_rows(model, rows)
         x = model.spec.matrix(rows)
         _, effect = contributions(model.raw_probability, model.spec, x, model.profile.reference)
@@ -205,7 +212,7 @@ def test_the_trees_shortcut_gives_the_figures_of_predicting_every_occlusion(bank
         assert [f.explanation for f in fast] == [
             model.profile.explain(model.spec, r, e) for r, e in zip(rows, effect, strict=True)
         ]
-        assert sum(bool(f.explanation.raises) for f in fast) > len(rows) // 2
+        assert sum(bool(f.explanation.raises) for f in fast) > len(rows) // 3
 
 
 def test_a_logistic_champion_predicts_every_occlusion(bank):

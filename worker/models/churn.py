@@ -125,6 +125,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 _MAX_GROUPS = 62  # the shortcut's path masks are 64-bit integers, a bit per feature
+# Fewer rows: one stacked prediction costs less than running the trees one by one (CPU per
+# account on the bank sample's model: 8.0 against 3.4 ms alone, 186 against 175 us at 256,
+# 148 against 184 us at 2,000)
+SHORTCUT_ROWS = 256
 
 
 @functools.cache
@@ -214,15 +218,17 @@ def score_rows(model: ChurnModel, rows: Sequence[RawRow], top: int = 3) -> list[
     if not rows:
         return []
     x = model.spec.matrix(rows)
-    forest = model.forest()
-    if forest is None:
-        _, effect = contributions(model.raw_probability, model.spec, x, model.profile.reference)
-        p = model.probability(x)
-    else:
+    forest = model.forest() if len(rows) >= SHORTCUT_ROWS else None
+    if forest is not None:
         with one_openmp_thread():
             raw, effect = tree_contributions(forest, model.spec, x, model.profile.reference)
-        # each row's trees are summed on their own: its raw probability is that of x alone
-        p = np.clip(model.calibrator(raw), 0.0, 1.0)
+    else:
+        raw, effect = contributions(model.raw_probability, model.spec, x, model.profile.reference)
+    if model.family != "boosted_trees":
+        # trees score each row on its own, so x's rows among others are x's; a linear model's
+        # matrix product may round otherwise in a larger stack: x alone, as always
+        raw = model.raw_probability(x)
+    p = np.clip(model.calibrator(raw), 0.0, 1.0)
     return [
         ModelChurnScore(
             probability=float(p[i]),
