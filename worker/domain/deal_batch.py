@@ -34,6 +34,7 @@ from worker.engine import (
     predict_value_for_deal,
     score_deal,
 )
+from worker.engine.deal import fast_constructor
 from worker.models.deal_scoring import DealModels, LearnedClose, score_open
 
 DealIncoming = Incoming[DealEvent]
@@ -111,12 +112,15 @@ class DealBatchOutcome(ScoredOutcome[DealEvent, DealState, DealScore, AlertTrack
                 )
 
 
+_new_facts = fast_constructor(DealFacts)
+
+
 def facts_of(state: DealState) -> DealFacts:
     """What the engine scores: ``DealFacts.from_record(state)``, built positionally from the
-    state's fields (a third of the time; it runs after every event)."""
+    state's fields (a fifth of the time; it runs after every event)."""
     d = state.__dict__
     amount = d["amount"]
-    return DealFacts(
+    return _new_facts(
         d["stage"],
         None if amount is None else float(amount),
         d["industry"],

@@ -76,11 +76,16 @@ ALERT_COLUMNS: dict[str, str] = {"alert_level": "text", "alert_ref_probability":
 # a write does not know it (``revintel rescore``)
 ROUTING_COLUMNS: dict[str, str] = {"source_partition": "integer"}
 COLUMNS = {**STATE_COLUMNS, **SCORE_COLUMNS, **ALERT_COLUMNS, **ROUTING_COLUMNS}
+PROBABILITY_COLUMNS = ("close_probability", "challenger_probability", "alert_ref_probability")
 assert set(STATE_COLUMNS) == set(DealState.model_fields), "deals columns out of step"
 
+# The probabilities (Python floats, numeric(5, 2) columns) COPYed as float8 and rounded by
+# the assignment: as numeric, each went through a Decimal of its repr (most of a row's
+# encoding); rounded to two places either way (a float of at most 15 significant digits
+# reads back the same)
 UPSERT_DEALS = CopyUpsert(
     "deals",
-    COLUMNS,
+    {**COLUMNS, **dict.fromkeys(PROBABILITY_COLUMNS, "float8")},
     conflict=("deal_id",),
     update=[c for c in COLUMNS if c != "deal_id"],
     keep_if_null=ROUTING_COLUMNS,
