@@ -146,36 +146,43 @@ def _stored(record: asyncpg.Record) -> StoredDeal:
     return StoredDeal(unvalidated(data), _track(record))
 
 
+_TOMBSTONE_COLUMNS = ("deal_id", "merged_into", "last_event_id", "last_event_time")
+_LOAD_TYPES = {
+    **STATE_COLUMNS,
+    **ALERT_COLUMNS,
+    **{c: SCORE_COLUMNS[c] for c in ("health_score", "health_category", "close_probability")},
+}
+assert ", ".join(_LOAD_TYPES) == _LOAD_COLUMNS
+_AS_TOMBSTONE = ", ".join(
+    f"m.{c}" if c in _TOMBSTONE_COLUMNS else f"NULL::{t}" for c, t in _LOAD_TYPES.items()
+)
+# The deals' rows, locked in id order, and in the same round trip the tombstones of those
+# not found that were merged into others (their events are stale), as rows of the same shape
+LOCK = f"""
+WITH locked AS (
+    SELECT {_LOAD_COLUMNS} FROM deals WHERE deal_id = ANY($1::text[])
+    ORDER BY deal_id FOR UPDATE
+)
+SELECT *, false AS tombstone FROM locked
+UNION ALL
+SELECT {_AS_TOMBSTONE}, true FROM merged_deals m
+WHERE m.deal_id = ANY($1::text[]) AND NOT EXISTS (SELECT FROM locked l WHERE l.deal_id = m.deal_id)
+"""
+
+
 async def lock(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, StoredDeal]:
     """Current state of these deals, row-locked until the transaction ends (a rebalance may
-    briefly give two workers the same partition; the lock orders their writes)."""
-    rows = await conn.fetch(
-        f"SELECT {_LOAD_COLUMNS} FROM deals WHERE deal_id = ANY($1::text[]) "
-        "ORDER BY deal_id FOR UPDATE",
-        list(deal_ids),
-    )
-    found = {r["deal_id"]: _stored(r) for r in rows}
-    return {**await merged(conn, [d for d in deal_ids if d not in found]), **found}
+    briefly give two workers the same partition; the lock orders their writes), and the
+    tombstones of those merged into others."""
+    rows = await conn.fetch(LOCK, list(deal_ids))
+    return {r["deal_id"]: _tombstone(r) if r["tombstone"] else _stored(r) for r in rows}
 
 
-async def merged(conn: asyncpg.Connection, deal_ids: Sequence[str]) -> dict[str, StoredDeal]:
-    """The tombstones of these deals that were merged into others (their events are stale)."""
-    if not deal_ids:
-        return {}
-    rows = await conn.fetch(
-        "SELECT deal_id, merged_into, last_event_id, last_event_time FROM merged_deals "
-        "WHERE deal_id = ANY($1::text[])",
-        list(deal_ids),
-    )
-    return {
-        r["deal_id"]: StoredDeal(
-            DealState(
-                **dict(r), created_at=r["last_event_time"], stage_entered_at=r["last_event_time"]
-            ),
-            AlertTrack(),
-        )
-        for r in rows
-    }
+def _tombstone(record: asyncpg.Record) -> StoredDeal:
+    """A deal merged into another: its events are stale."""
+    at = record["last_event_time"]
+    fields = {c: record[c] for c in _TOMBSTONE_COLUMNS}
+    return StoredDeal(DealState(**fields, created_at=at, stage_entered_at=at), AlertTrack())
 
 
 MERGE_DEALS = """
