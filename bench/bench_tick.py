@@ -47,6 +47,7 @@ from worker.engine import load_framework
 from worker.log import configure_logging
 from worker.models.deal_scoring import KIND, DealModels
 from worker.models.deal_training import TrainedDeal
+from worker.runtime import tune_gc
 from worker.store import deals, models
 from worker.store.batches import Projection, apply_batch
 from worker.store.pool import create_pool
@@ -184,6 +185,7 @@ async def register_champion(pool) -> DealModels:
 
 async def main(n: int, partitions: int, champion: bool) -> int:
     configure_logging("WARNING", json=False)
+    tune_gc()  # as `revintel run` does
     server = os.environ.get(
         "DATABASE_URL", "postgresql://revintel:revintel@127.0.0.1:5432/revintel"
     )

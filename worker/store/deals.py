@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -13,6 +14,7 @@ import asyncpg
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
+from schemas.alerts import DealAlert
 from schemas.clock import ClockTick
 from schemas.deal_events import DealStage
 from worker.domain.alerts import AlertTrack
@@ -353,12 +355,13 @@ log = get_logger(component="deals")
 
 AGE_PAGE = 5000  # open deals per transaction when a tick ages a partition
 
-_AGING = f"""
+_AGING = """
 SELECT deal_id, name, company, owner, amount, currency, stage, industry, lead_score,
        interactions, objections_handled, has_champion, budget_confirmed, decision_maker_engaged,
        cardinality(competitors) AS competitors, last_activity_at, stage_entered_at, created_at,
-       expected_close_date, close_date_pushes, {", ".join(ALERT_COLUMNS)}, health_score,
-       health_category, close_probability, scored_at, last_event_time
+       expected_close_date, close_date_pushes, alert_level,
+       alert_ref_probability::float8 AS alert_ref_probability, health_score, health_category,
+       close_probability::float8 AS close_probability, scored_at
 FROM deals
 WHERE source_partition = $1 AND deal_id > $2 AND stage NOT IN ('closed_won', 'closed_lost')
     AND NOT incomplete
@@ -388,24 +391,15 @@ SNAPSHOT_COLUMNS = (
     "alert_level, framework_version, prob_model_version, challenger_probability, "
     "challenger_version"
 )
-_SNAPSHOT_INSERT = f"""
+SNAPSHOT = f"""
 INSERT INTO deal_snapshots (snapshot_date, taken_at, competitors, {SNAPSHOT_COLUMNS})
 SELECT ($2 AT TIME ZONE 'UTC')::date, $2, cardinality(competitors), {SNAPSHOT_COLUMNS}
-FROM {{source}}
+FROM deals
+WHERE deal_id = ANY($1::text[]) AND stage NOT IN ('closed_won', 'closed_lost')
 ON CONFLICT (snapshot_date, deal_id) DO UPDATE SET
     taken_at = EXCLUDED.taken_at, competitors = EXCLUDED.competitors,
     {", ".join(f"{c} = EXCLUDED.{c}" for c in SNAPSHOT_COLUMNS.split(", ") if c != "deal_id")}
 """
-# the snapshot of deals as they are ($1 their ids, $2 the tick's instant)
-SNAPSHOT = _SNAPSHOT_INSERT.format(
-    source="deals WHERE deal_id = ANY($1::text[]) AND stage NOT IN ('closed_won', 'closed_lost')"
-)
-# the snapshot of the deals a tick's page rescored, taken from the rows its UPDATE returns
-# (the same statement: no second lookup of each deal; $1 the tick's instant)
-_SNAPSHOT_UPDATED = (
-    ", ".join(f"t.{c}" for c in [*SNAPSHOT_COLUMNS.split(", "), "competitors"]),
-    _SNAPSHOT_INSERT.replace("$2", "$1").format(source="updated"),
-)
 _STAGES = {s.value: s for s in DealStage}  # a dict lookup: a tenth of the enum's call
 _new_facts = fast_constructor(DealFacts)
 _new_track = fast_constructor(AlertTrack)
@@ -442,13 +436,17 @@ _aging_values = itemgetter(
 
 
 def aging_deal(r: asyncpg.Record) -> AgingDeal:
-    """An open deal's row (``_AGING``'s columns, competitors counted) as the clock's input:
-    built positionally, without a pydantic model or an enum call per row (a tick may age a
-    million deals)."""
+    """An open deal's row (``_AGING``'s columns, competitors counted) as the clock's input."""
+    return _aging_deal(_aging_values(r))
+
+
+def _aging_deal(values: tuple[Any, ...]) -> AgingDeal:
+    """An open deal's ``_aging_values`` as the clock's input: built positionally, without a
+    pydantic model or an enum call per row (a tick may age a million deals)."""
     (deal_id, name, company, owner, amount, currency, stage, industry, lead_score, interactions,
      objections, champion, budget, decision_maker, competitors, last_activity_at,
      stage_entered_at, created_at, expected_close_date, pushes, level, ref_probability,
-     health_score, health_category, probability) = _aging_values(r)  # fmt: skip
+     health_score, health_category, probability) = values  # fmt: skip
     stage = _STAGES[stage]
     facts = _new_facts(
         stage,
@@ -496,20 +494,42 @@ def aged_record(
     return (deal_id, *_aged_values(columns))
 
 
-async def write_scores(
-    conn: asyncpg.Connection, page: DealBatchOutcome, now: datetime, snapshot: bool = False
-) -> None:
-    """The new scores of open deals scored as of ``now`` (a tick's page, or a rescoring);
-    with ``snapshot``, the rows rescored are snapshotted as of ``now`` in the same statement."""
+async def write_scores(conn: asyncpg.Connection, page: DealBatchOutcome, now: datetime) -> None:
+    """The new scores of open deals scored as of ``now`` (a rescoring)."""
     if page.scores:
         records = [
             aged_record(d, score, page.tracks[d], now, page.learned.get(d))
             for d, score in page.scores.items()
         ]
-        then = (_SNAPSHOT_UPDATED, (now,)) if snapshot else (None, ())
-        await update_by_copy(
-            conn, "deals", "deal_id", AGED_COLUMNS, records, AGED_ASSIGN, then=then[0], args=then[1]
-        )
+        await update_by_copy(conn, "deals", "deal_id", AGED_COLUMNS, records, AGED_ASSIGN)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPage:
+    """A tick's page scored: the ``AGED_COLUMNS`` records to write, the alerts raised, in the
+    page's order."""
+
+    records: list[tuple[Any, ...]]
+    alerts: list[DealAlert]
+    aged: int
+    model_error: str | None
+
+
+def score_page(
+    values: Sequence[tuple[Any, ...]],
+    tick: Incoming[ClockTick],
+    framework: Framework,
+    deal_models: DealModels | None = None,
+) -> ScoredPage:
+    """The pure part of a tick's page: open deals (``_aging_values`` of their rows) scored as
+    of the tick, their alert transitions and their new score columns."""
+    page = age_deals([_aging_deal(v) for v in values], tick, framework, deal_models)
+    now = tick.event.time
+    records = [
+        aged_record(d, score, page.tracks[d], now, page.learned.get(d))
+        for d, score in page.scores.items()
+    ]
+    return ScoredPage(records, page.alerts, page.aged, page.model_error)
 
 
 async def age(
@@ -528,14 +548,15 @@ async def age(
     async for conn, due, rows in due_pages(pool, _AGING, partition, "deal_id", AGE_PAGE, now):
         # in a thread: the model's trees and numpy let go of the interpreter, so the other
         # partitions' pages are read, encoded and written meanwhile
-        aging = [aging_deal(r) for r in due]
-        page = await asyncio.to_thread(age_deals, aging, tick, framework, deal_models)
-        _model_failed(page)
-        await write_scores(conn, page, now, snapshot=True)
+        values = [_aging_values(r) for r in due]
+        page = await asyncio.to_thread(score_page, values, tick, framework, deal_models)
+        if page.model_error:
+            log.error("deal_model_failed", error=page.model_error, fallback=HEURISTIC)
+        if page.records:
+            await update_by_copy(conn, "deals", "deal_id", AGED_COLUMNS, page.records, AGED_ASSIGN)
         if page.alerts:
             await outbox.insert(conn, page.alerts)
-        if kept := [r["deal_id"] for r in rows if r["deal_id"] not in page.scores]:
-            await conn.execute(SNAPSHOT, kept, now)  # not rescored: snapshotted as they are
+        await conn.execute(SNAPSHOT, [r["deal_id"] for r in rows], now)
         out.alerts.extend(page.alerts)  # not the scores: a tick may age a million deals
         out.aged += page.aged
     return out

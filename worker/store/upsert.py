@@ -67,16 +67,11 @@ async def update_by_copy(
     columns: Mapping[str, str],
     records: Sequence[tuple[Any, ...]],
     assign: Mapping[str, str],
-    *,
-    then: tuple[str, str] | None = None,
-    args: Sequence[Any] = (),
 ) -> None:
     """``UPDATE table`` from ``records`` (tuples in ``columns`` order) matched on ``key``: the
     records are COPYed (binary) into a session temp table, then merged in one statement.
     ``assign`` maps a column to its new value's SQL (``r.<column>`` is the record's,
-    ``t.<column>`` the row's). For large pages: COPY beats a JSON parameter by far. ``then``
-    (returning, statement): the updated rows' ``returning`` expressions feed ``statement``
-    as ``updated``, in the same statement (``args`` its parameters).
+    ``t.<column>`` the row's). For large pages: COPY beats a JSON parameter by far.
 
     The temp table is analyzed before the merge: without statistics the planner guesses it
     large and hashes the whole of ``table`` (a sequential scan per page: a tick over a million
@@ -88,11 +83,7 @@ async def update_by_copy(
     await conn.copy_records_to_table(temp, records=records, columns=list(columns))
     await conn.execute(f"ANALYZE {temp} ({key})")
     sets = ", ".join(f"{c} = {expr}" for c, expr in assign.items())
-    update = f"UPDATE {table} AS t SET {sets} FROM {temp} AS r WHERE t.{key} = r.{key}"
-    if then is not None:
-        returning, statement = then
-        update = f"WITH updated AS ({update} RETURNING {returning})\n{statement}"
-    await conn.execute(update, *args)
+    await conn.execute(f"UPDATE {table} AS t SET {sets} FROM {temp} AS r WHERE t.{key} = r.{key}")
 
 
 def _jsonb(value: Any) -> Any:
