@@ -167,6 +167,8 @@ class AccountState(_Frozen):
 
     def days_overdue(self, as_of: datetime) -> int:
         """Days the most overdue unpaid invoice is due at ``as_of``."""
+        if not self.failed_invoices:
+            return 0  # most accounts: asked on every scoring, twice
         today = utc_date(as_of)
         return max(
             (
