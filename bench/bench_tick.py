@@ -41,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from schemas.clock import make_tick
 from tests.services import fresh_database
+from worker.app import tune_garbage_collector
 from worker.domain.batch import Incoming, RecordRef
 from worker.domain.deal_batch import apply_deal_batch
 from worker.engine import load_framework
 from worker.log import configure_logging
 from worker.models.deal_scoring import KIND, DealModels
 from worker.models.deal_training import TrainedDeal
-from worker.runtime import tune_gc
 from worker.store import deals, models
 from worker.store.batches import Projection, apply_batch
 from worker.store.pool import create_pool
@@ -185,7 +185,6 @@ async def register_champion(pool) -> DealModels:
 
 async def main(n: int, partitions: int, champion: bool) -> int:
     configure_logging("WARNING", json=False)
-    tune_gc()  # as `revintel run` does
     server = os.environ.get(
         "DATABASE_URL", "postgresql://revintel:revintel@127.0.0.1:5432/revintel"
     )
@@ -205,6 +204,7 @@ async def main(n: int, partitions: int, champion: bool) -> int:
                 f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
             )
 
+            tune_garbage_collector()  # as `revintel run` does once started
             read = await timed(
                 "baseline read: every open deal's inputs", pool.fetch(READ, timeout=LONG)
             )

@@ -35,9 +35,7 @@ def run(
     It waits for PostgreSQL and Kafka (forever, or REVINTEL_STARTUP_DEADLINE seconds; /health
     answers 503 meanwhile); SIGINT or SIGTERM stop it gracefully (exit 0)."""
     from worker.app import StartupTimeout, serve
-    from worker.runtime import tune_gc
 
-    tune_gc()
     current = settings()
     scoring = framework(current)
     configure_logging(current.log_level, current.log_json, current.secrets)
