@@ -44,8 +44,9 @@ the end of every partition (read from the broker, not to load the database; each
 commits offsets after its database commit; the rows are then checked). The
 workers' start-up is outside the window, not the rebalances of their subscribers joining (the
 events they redeliver are counted as ``duplicates``). Beside each rate: the CPU the contender
-used over its window (/proc/<pid>/stat; 1.0 = one core), its peak RSS, and for the workers the
-sequential and index scans of their tables (``pg_stat_user_tables``). ``--repeat R`` runs the
+used over its window (/proc/<pid>/stat; 1.0 = one core) and per event (steadier than a rate
+when other work shares the machine), its peak RSS, and for the workers the sequential and
+index scans of their tables (``pg_stat_user_tables``). ``--repeat R`` runs the
 throughput phases R times and keeps the (lower) median, with each repetition's ratios; a 1 s
 busy loop before each phase tells how much of a core the rest of the machine left free.
 ``--profile`` samples the first worker phase with py-spy from its first applied event on.
@@ -200,6 +201,17 @@ def hot_spots(collapsed: Sequence[str], top: int = 25) -> dict[str, Any]:
     }
 
 
+def cpu_us_per_event(phase: dict[str, Any] | None) -> float | None:
+    """The contender's CPU per event, in us: its processes' cores over the window times the
+    window, over the events (None when the CPU was not measured)."""
+    if not phase or not phase.get("events"):
+        return None
+    cpu = [c for c in phase.get("cpu_share") or [] if c is not None]
+    if not cpu:
+        return None
+    return sum(cpu) * phase["seconds"] / phase["events"] * 1e6
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The table printed at the end (``result`` is what goes into the JSON file)."""
     lines = []
@@ -237,6 +249,16 @@ def format_report(result: dict[str, Any]) -> str:
         )
     naive = result["phases"].get("naive")
     lines.append("  (CPU: cores busy in the process over the window, 1.00 = one core)")
+    per_event = [
+        f"{key} {us:,.0f} us"
+        for key in ("worker", "null", "worker_x2")
+        if (us := cpu_us_per_event(result["phases"].get(key))) is not None
+    ]
+    if per_event:
+        lines.append(
+            "  CPU per event (cores x seconds / events; steadier than events/s when other "
+            "work shares the machine): " + ", ".join(per_event)
+        )
     spread = [
         f"{key} " + ", ".join(f"{x:,.0f}" for x in phase["repeats_events_per_s"])
         for key, phase in result["phases"].items()

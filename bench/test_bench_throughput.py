@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_throughput import (
     compute_ratios,
+    cpu_us_per_event,
     first_completed,
     format_report,
     hot_spots,
@@ -64,7 +65,13 @@ def test_commit_seen_at_the_first_snapshot_without_it_in_progress() -> None:
 
 def test_report_shows_ratios_and_targets() -> None:
     phases = {
-        "worker": {"events": 1000, "seconds": 0.5, "events_per_s": 2000.0, "peak_rss_mb": [120]},
+        "worker": {
+            "events": 1000,
+            "seconds": 0.5,
+            "events_per_s": 2000.0,
+            "peak_rss_mb": [120],
+            "cpu_share": [0.4],
+        },
         "null": {"events": 1000, "seconds": 0.1, "events_per_s": 10000.0, "peak_rss_mb": [40]},
         "naive": {"events": 100, "seconds": 1.0, "events_per_s": 100.0, "peak_rss_mb": [40]},
         "latency": {
@@ -85,6 +92,14 @@ def test_report_shows_ratios_and_targets() -> None:
     assert "20.00x" in text  # worker / naive, met
     assert "p99 150 ms" in text
     assert "1,000 would take ~10 s (extrapolated)" in text
+    assert "CPU per event" in text and "worker 200 us" in text  # 0.4 cores x 0.5 s / 1,000
+
+
+def test_cpu_per_event_adds_the_processes_and_needs_a_measure() -> None:
+    two = {"events": 2000, "seconds": 2.0, "cpu_share": [0.25, None, 0.5]}
+    assert cpu_us_per_event(two) == pytest.approx(750.0)  # 0.75 cores x 2 s / 2,000
+    assert cpu_us_per_event({"events": 10, "seconds": 1.0, "cpu_share": [None]}) is None
+    assert cpu_us_per_event(None) is None
 
 
 def test_hot_spots_counts_a_function_once_per_stack() -> None:
