@@ -25,7 +25,6 @@ framework's heuristic (``worker.engine.churn.score_churn``) stays in charge.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from threadpoolctl import ThreadpoolController
 
 from worker.engine._common import round_half_up
 from worker.models.churn_explain import (
@@ -44,6 +42,7 @@ from worker.models.churn_explain import (
     tree_contributions,
 )
 from worker.models.churn_features import FeatureSpec, RawRow
+from worker.models.openmp import one_openmp_thread
 from worker.models.training import NotEnoughOutcomes, TrainingSummary
 from worker.models.tree_occlusion import Forest, forest_of
 
@@ -129,19 +128,6 @@ _MAX_GROUPS = 62  # the shortcut's path masks are 64-bit integers, a bit per fea
 # account on the bank sample's model: 8.0 against 3.4 ms alone, 186 against 175 us at 256,
 # 148 against 184 us at 2,000)
 SHORTCUT_ROWS = 256
-
-
-@functools.cache
-def _openmp() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-def one_openmp_thread() -> Any:
-    """A context in which OpenMP runs one thread. The libraries are found once: looking them
-    up (``threadpool_limits``) reads the process's memory maps every time, 4 ms a call, more
-    than predicting a page of accounts. Called once a model is loaded (scikit-learn's OpenMP
-    library with it)."""
-    return _openmp().limit(limits=1, user_api="openmp")
 
 
 @dataclass(frozen=True, slots=True)

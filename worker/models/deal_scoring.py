@@ -23,10 +23,10 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from worker.models.deal import DealModel
 from worker.models.deal_explain import DealExplanation, DealProfile, effects, explain
+from worker.models.openmp import one_openmp_thread
 
 __all__ = [
     "HEURISTIC",
@@ -159,7 +159,7 @@ def score_open(
     # a tick's page runs each tree on its own (worker.models.tree_occlusion): with two threads
     # on 2 cores beside PostgreSQL, the threads' waiting cost 5x the CPU (1.25 ms per deal
     # against 0.24 ms); a tick's partitions and the database use the cores instead
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with one_openmp_thread():
         return _score(models, champion, challenger, deals, moments)
 
 
