@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from schemas.clock import make_tick
 from tests.services import fresh_database
+from worker.app import tune_garbage_collector
 from worker.domain.account import AccountOutcome, AccountState, apply_account_event, score_accounts
 from worker.domain.account_batch import apply_account_batch
 from worker.domain.batch import Incoming, RecordRef
@@ -179,6 +180,7 @@ async def main(n: int, partitions: int, champion: bool) -> int:
                 f"{n:,} accounts (the bank sample's 10,000, copied) over {partitions} partitions "
                 f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
             )
+            tune_garbage_collector()  # as `revintel run` does once started
             read, _ = await timed(
                 "baseline read: every account's inputs", pool.fetch(READ, timeout=LONG)
             )

@@ -337,7 +337,7 @@ async def record_stints(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> 
 
 async def write(conn: asyncpg.Connection, outcome: DealBatchOutcome) -> None:
     """Everything a deal batch changes, in the caller's transaction."""
-    _model_failed(outcome)
+    _model_failed(outcome.model_error)
     if outcome.states:
         await upsert(conn, outcome)
     if outcome.stints:
@@ -373,9 +373,7 @@ ORDER BY deal_id LIMIT $3 FOR UPDATE
 # assignment as numeric's own input rounds them
 AGED_COLUMNS = {"deal_id": "text", **SCORE_COLUMNS, **ALERT_COLUMNS}
 AGED_COLUMNS.pop("predicted_amount")
-AGED_COLUMNS.update(
-    {c: "float8" for c in ("close_probability", "challenger_probability", "alert_ref_probability")}
-)
+AGED_COLUMNS.update(dict.fromkeys(PROBABILITY_COLUMNS, "float8"))
 AGED_ASSIGN = {
     **{c: f"r.{c}" for c in AGED_COLUMNS if c not in ("deal_id", "score_details")},
     # a prediction of the value (deals without amount only) does not age: keep it
@@ -475,9 +473,9 @@ def _aging_deal(values: tuple[Any, ...]) -> AgingDeal:
     return _new_aging(deal_id, name, company, owner, amount, currency, stage, facts, track)
 
 
-def _model_failed(outcome: DealBatchOutcome) -> None:
-    if outcome.model_error:
-        log.error("deal_model_failed", error=outcome.model_error, fallback=HEURISTIC)
+def _model_failed(error: str | None) -> None:
+    if error:
+        log.error("deal_model_failed", error=error, fallback=HEURISTIC)
 
 
 def aged_record(
@@ -550,8 +548,7 @@ async def age(
         # partitions' pages are read, encoded and written meanwhile
         values = [_aging_values(r) for r in due]
         page = await asyncio.to_thread(score_page, values, tick, framework, deal_models)
-        if page.model_error:
-            log.error("deal_model_failed", error=page.model_error, fallback=HEURISTIC)
+        _model_failed(page.model_error)
         if page.records:
             await update_by_copy(conn, "deals", "deal_id", AGED_COLUMNS, page.records, AGED_ASSIGN)
         if page.alerts:
