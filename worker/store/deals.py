@@ -355,13 +355,23 @@ log = get_logger(component="deals")
 
 AGE_PAGE = 5000  # open deals per transaction when a tick ages a partition
 
-_AGING = """
-SELECT deal_id, name, company, owner, amount, currency, stage, industry, lead_score,
-       interactions, objections_handled, has_champion, budget_confirmed, decision_maker_engaged,
-       cardinality(competitors) AS competitors, last_activity_at, stage_entered_at, created_at,
-       expected_close_date, close_date_pushes, alert_level,
-       alert_ref_probability::float8 AS alert_ref_probability, health_score, health_category,
-       close_probability::float8 AS close_probability, scored_at
+# an open deal's columns as the clock reads them, in the order ``_aging_deal`` unpacks them
+_AGING_FIELDS = (
+    "deal_id", "name", "company", "owner", "amount", "currency", "stage", "industry",
+    "lead_score", "interactions", "objections_handled", "has_champion", "budget_confirmed",
+    "decision_maker_engaged", "competitors", "last_activity_at", "stage_entered_at",
+    "created_at", "expected_close_date", "close_date_pushes", "alert_level",
+    "alert_ref_probability", "health_score", "health_category", "close_probability",
+)  # fmt: skip
+# the competitors counted; the probabilities as float8 (a numeric decodes through a Decimal)
+_AGING_READ = {
+    "competitors": "cardinality(competitors)",
+    "alert_ref_probability": "alert_ref_probability::float8",
+    "close_probability": "close_probability::float8",
+}
+_AGING = f"""
+SELECT {", ".join(f"{_AGING_READ[c]} AS {c}" if c in _AGING_READ else c for c in _AGING_FIELDS)},
+       scored_at
 FROM deals
 WHERE source_partition = $1 AND deal_id > $2 AND stage NOT IN ('closed_won', 'closed_lost')
     AND NOT incomplete
@@ -402,35 +412,7 @@ _STAGES = {s.value: s for s in DealStage}  # a dict lookup: a tenth of the enum'
 _new_facts = fast_constructor(DealFacts)
 _new_track = fast_constructor(AlertTrack)
 _new_aging = fast_constructor(AgingDeal)
-_aging_values = itemgetter(
-    *[
-        "deal_id",
-        "name",
-        "company",
-        "owner",
-        "amount",
-        "currency",
-        "stage",
-        "industry",
-        "lead_score",
-        "interactions",
-        "objections_handled",
-        "has_champion",
-        "budget_confirmed",
-        "decision_maker_engaged",
-        "competitors",
-        "last_activity_at",
-        "stage_entered_at",
-        "created_at",
-        "expected_close_date",
-        "close_date_pushes",
-        "alert_level",
-        "alert_ref_probability",
-        "health_score",
-        "health_category",
-        "close_probability",
-    ]
-)
+_aging_values = itemgetter(*_AGING_FIELDS)
 
 
 def aging_deal(r: asyncpg.Record) -> AgingDeal:
