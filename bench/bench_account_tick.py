@@ -43,23 +43,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from schemas.clock import make_tick
-from tests.services import fresh_database
+from bench.ticking import LONG, Timing, bench_pool, tick_all, timed
 from worker.app import tune_garbage_collector
 from worker.domain.account import AccountOutcome, AccountState, apply_account_event, score_accounts
 from worker.domain.account_batch import apply_account_batch
-from worker.domain.batch import Incoming, RecordRef
 from worker.engine import Framework, load_framework
-from worker.log import configure_logging
 from worker.models.churn import KIND, LoadedChurnModel, TrainingRow, train
 from worker.store import accounts, models
-from worker.store.batches import Projection, apply_batch
+from worker.store.batches import Projection
 from worker.store.upsert import rows_json
 from worker.tasks.champion import load_churn
 from worker.testdata.bank_churn import bank_churn_dir, events
 
 TARGET_US_PER_ACCOUNT = 60.0  # the deals' budget: 1,000,000 in 60 s
-LONG = 3600.0  # the set-based fill and baselines may outlast the pool's command timeout
 TOPIC = "bench.account-events"
 TICK_AT = datetime(2026, 3, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -89,21 +85,6 @@ UPDATE accounts SET churn_risk = churn_risk, churn_level = churn_level,
     score_details = score_details, churn_model_version = churn_model_version,
     alert_level = alert_level, scored_at = least(scored_at, $1)
 """
-
-
-async def _nothing(rejected: list) -> None:
-    return None
-
-
-async def timed(label: str, coro) -> tuple[float, float]:
-    load = os.getloadavg()[0]
-    start, cpu = time.perf_counter(), time.process_time()
-    await coro
-    seconds = time.perf_counter() - start
-    # the bench process's CPU (every thread): what the Python side costs, whatever the load
-    used = time.process_time() - cpu
-    print(f"  {label:<56} {seconds:8.2f} s  (CPU {used:.2f} s, load before {load:.1f})", flush=True)
-    return seconds, used
 
 
 def load_bank() -> tuple[dict[str, AccountState], list[AccountOutcome]]:
@@ -160,85 +141,68 @@ async def register_champion(pool, outcomes: list[AccountOutcome]) -> LoadedChurn
 
 
 async def main(n: int, partitions: int, champion: bool) -> int:
-    configure_logging("WARNING", json=False)
-    server = os.environ.get(
-        "DATABASE_URL", "postgresql://revintel:revintel@127.0.0.1:5432/revintel"
-    )
     framework = load_framework()
-    async with fresh_database(server, "revintel_bench") as url:
-        from worker.store.pool import create_pool
+    async with bench_pool(("accounts", "alert_outbox")) as pool:
+        start = time.perf_counter()
+        outcomes = await fill(pool, framework, n, partitions)
+        print(
+            f"{n:,} accounts (the bank sample's 10,000, copied) over {partitions} partitions "
+            f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
+        )
+        tune_garbage_collector()  # as `revintel run` does once started
+        read = await timed(
+            "baseline read: every account's inputs", pool.fetch(READ, timeout=LONG), pool
+        )
+        write = await timed(
+            "baseline rewrite: set-based UPDATE of the scores",
+            pool.execute(REWRITE, TICK_AT, timeout=LONG),
+            pool,
+        )
 
-        pool = await create_pool(url, max_size=4)
-        try:
-            # no autovacuum on the bench's tables: a worker still busy on them when the database
-            # is dropped (a superuser's process) would block the drop
-            for table in ("accounts", "alert_outbox"):
-                await pool.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-            start = time.perf_counter()
-            outcomes = await fill(pool, framework, n, partitions)
-            print(
-                f"{n:,} accounts (the bank sample's 10,000, copied) over {partitions} partitions "
-                f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
+        async def ticked(at: datetime, churn_model: LoadedChurnModel | None = None) -> None:
+            projection = Projection(
+                lock=accounts.lock,
+                fold=partial(apply_account_batch, framework=framework, churn_model=churn_model),
+                write=accounts.write,
+                age=partial(accounts.age, framework=framework, churn_model=churn_model),
             )
-            tune_garbage_collector()  # as `revintel run` does once started
-            read, _ = await timed(
-                "baseline read: every account's inputs", pool.fetch(READ, timeout=LONG)
-            )
-            write, _ = await timed(
-                "baseline rewrite: set-based UPDATE of the scores",
-                pool.execute(REWRITE, TICK_AT, timeout=LONG),
-            )
+            aged = await tick_all(pool, projection, TOPIC, partitions, at)
+            assert aged == n, f"{aged} accounts aged of {n}"
 
-            async def tick_all(at: datetime, churn_model: LoadedChurnModel | None = None) -> None:
-                # every partition's tick in one batch, as the worker applies them
-                ticks = [
-                    Incoming(
-                        make_tick(at, TOPIC, p, 86400), RecordRef(TOPIC, p, 0, b"clock", None, ())
-                    )
-                    for p in range(partitions)
-                ]
-                projection = Projection(
-                    lock=accounts.lock,
-                    fold=partial(apply_account_batch, framework=framework, churn_model=churn_model),
-                    write=accounts.write,
-                    age=partial(accounts.age, framework=framework, churn_model=churn_model),
-                )
-                out = await apply_batch(pool, projection, ticks, dead_letter=_nothing)
-                assert out.aged == n, f"{out.aged} accounts aged of {n}"
-                print(f"  aged {out.aged:,} accounts, {len(out.alerts):,} alerts raised")
-
-            figures: dict[str, tuple[float, float]] = {}
-            await timed("first tick (every account's alert level is set)", tick_all(TICK_AT))
-            figures["tick"] = await timed(
-                "the next day's tick, as the worker (the daily case)", tick_all(TICK_AT + DAY)
+        figures: dict[str, Timing] = {}
+        await timed("first tick (every account's alert level is set)", ticked(TICK_AT), pool)
+        figures["tick"] = await timed(
+            "the next day's tick, as the worker (the daily case)", ticked(TICK_AT + DAY), pool
+        )
+        if champion:
+            in_charge = await register_champion(pool, outcomes)
+            await timed(
+                "first tick with the churn champion (levels move)",
+                ticked(TICK_AT + 2 * DAY, in_charge),
+                pool,
             )
-            if champion:
-                in_charge = await register_champion(pool, outcomes)
-                await timed(
-                    "first tick with the churn champion (levels move)",
-                    tick_all(TICK_AT + 2 * DAY, in_charge),
-                )
-                figures["tick with a churn champion"] = await timed(
-                    "the day after's tick with the churn champion",
-                    tick_all(TICK_AT + 3 * DAY, in_charge),
-                )
-                served = await pool.fetchval(
-                    "SELECT count(*) FROM accounts WHERE churn_model_version = $1",
-                    in_charge.version,
-                    timeout=LONG,
-                )
-                assert served == n, f"{served} accounts scored by the champion of {n}"
-        finally:
-            await pool.close()
+            figures["tick with a churn champion"] = await timed(
+                "the day after's tick with the churn champion",
+                ticked(TICK_AT + 3 * DAY, in_charge),
+                pool,
+            )
+            served = await pool.fetchval(
+                "SELECT count(*) FROM accounts WHERE churn_model_version = $1",
+                in_charge.version,
+                timeout=LONG,
+            )
+            assert served == n, f"{served} accounts scored by the champion of {n}"
     target = TARGET_US_PER_ACCOUNT * n / 1e6
     met = True
-    for label, (seconds, cpu) in figures.items():
+    read_s, write_s = read.seconds, write.seconds
+    for label, timing in figures.items():
+        seconds, cpu = timing.seconds, timing.python
         met = met and seconds <= target
         print(
             f"{label}: {seconds:.2f} s for {n:,} accounts ({1e6 * seconds / n:,.0f} us each, "
             f"{1e6 * cpu / n:,.0f} us of the bench's CPU) = "
-            f"{seconds / read:.1f}x the read baseline, {seconds / write:.1f}x the rewrite "
-            f"baseline, {seconds / (read + write):.1f}x both; target {target:.1f} s "
+            f"{seconds / read_s:.1f}x the read baseline, {seconds / write_s:.1f}x the rewrite "
+            f"baseline, {seconds / (read_s + write_s):.1f}x both; target {target:.1f} s "
             f"({TARGET_US_PER_ACCOUNT:.0f} us each): {'met' if seconds <= target else 'MISSED'}"
         )
     return 0 if met else 1

@@ -39,22 +39,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from schemas.clock import make_tick
-from tests.services import fresh_database
+from bench.ticking import LONG, bench_pool, tick_all, timed
 from worker.app import tune_garbage_collector
-from worker.domain.batch import Incoming, RecordRef
 from worker.domain.deal_batch import apply_deal_batch
 from worker.engine import load_framework
-from worker.log import configure_logging
 from worker.models.deal_scoring import KIND, DealModels
 from worker.models.deal_training import TrainedDeal
 from worker.store import deals, models
-from worker.store.batches import Projection, apply_batch
-from worker.store.pool import create_pool
+from worker.store.batches import Projection
 from worker.tasks.champion import load_deal_models
 
 TARGET_SECONDS = 60.0
-LONG = 3600.0  # the set-based fill and baselines outlast the pool's command timeout
 TOPIC = "bench.deal-events"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TICK_AT = datetime(2026, 3, 1, tzinfo=UTC)
@@ -95,52 +90,6 @@ REWRITE = [
               {deals.SNAPSHOT_COLUMNS}
        FROM deals WHERE stage NOT IN ('closed_won', 'closed_lost')""",
 ]
-
-
-async def _nothing(rejected: list) -> None:
-    return None
-
-
-def _backend_cpu(pids: list[int]) -> float | None:
-    """CPU seconds (user + system) the server processes ``pids`` used so far, when they run on
-    this machine (their /proc entries readable), else None."""
-    total = 0
-    try:
-        for pid in pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    except (OSError, IndexError, ValueError):
-        return None
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-async def timed(label: str, coro, pool=None) -> float:
-    """Wall time of ``coro``; with ``pool``, also the CPU time of this process and of the
-    database's server processes (where the time went: Python or PostgreSQL)."""
-    pids = await _server_pids(pool) if pool is not None else []
-    load = os.getloadavg()[0]
-    cpu, server = time.process_time(), _backend_cpu(pids)
-    start = time.perf_counter()
-    await coro
-    seconds = time.perf_counter() - start
-    cpu = time.process_time() - cpu
-    after = _backend_cpu(pids)
-    split = ""
-    if pool is not None:
-        pg = "?" if server is None or after is None else f"{after - server:.1f} s"
-        split = f"; CPU: Python {cpu:.1f} s, PostgreSQL {pg}"
-    print(f"  {label:<56} {seconds:8.2f} s  (load before {load:.1f}{split})", flush=True)
-    return seconds
-
-
-async def _server_pids(pool) -> list[int]:
-    # every connection of the pool opened first, so the server processes are known up front
-    conns = [await pool.acquire() for _ in range(pool.get_max_size())]
-    try:
-        return [c.get_server_pid() for c in conns]
-    finally:
-        for c in conns:
-            await pool.release(c)
 
 
 def train_model() -> tuple[TrainedDeal, str]:
@@ -184,101 +133,79 @@ async def register_champion(pool) -> DealModels:
 
 
 async def main(n: int, partitions: int, champion: bool) -> int:
-    configure_logging("WARNING", json=False)
-    server = os.environ.get(
-        "DATABASE_URL", "postgresql://revintel:revintel@127.0.0.1:5432/revintel"
-    )
     framework = load_framework()
-    async with fresh_database(server, "revintel_bench") as url:
-        pool = await create_pool(url, max_size=4)
-        try:
-            start = time.perf_counter()
-            # no autovacuum on the bench's tables: a worker still busy on them when the database
-            # is dropped (a superuser's process) would block the drop
-            for table in ("deals", "deal_snapshots", "alert_outbox"):
-                await pool.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-            await pool.execute(FILL, TICK_AT.date(), T0, n, partitions, timeout=LONG)
-            await pool.execute("ANALYZE deals", timeout=LONG)
-            print(
-                f"{n:,} open deals over {partitions} partitions "
-                f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
+    async with bench_pool(("deals", "deal_snapshots", "alert_outbox")) as pool:
+        start = time.perf_counter()
+        await pool.execute(FILL, TICK_AT.date(), T0, n, partitions, timeout=LONG)
+        await pool.execute("ANALYZE deals", timeout=LONG)
+        print(
+            f"{n:,} open deals over {partitions} partitions "
+            f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
+        )
+
+        tune_garbage_collector()  # as `revintel run` does once started
+        read = await timed(
+            "baseline read: every open deal's inputs", pool.fetch(READ, timeout=LONG), pool
+        )
+
+        async def rewrite() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                for sql in REWRITE:
+                    await conn.execute(sql, TICK_AT, timeout=LONG)
+
+        write = await timed("baseline rewrite: set-based UPDATE + snapshot", rewrite(), pool)
+
+        async def ticked(at: datetime, deal_models: DealModels | None = None) -> None:
+            projection = Projection(
+                lock=deals.lock,
+                fold=partial(apply_deal_batch, framework=framework, deal_models=deal_models),
+                write=deals.write,
+                age=partial(deals.age, framework=framework, deal_models=deal_models),
             )
+            aged = await tick_all(pool, projection, TOPIC, partitions, at)
+            assert aged == n, f"{aged} deals aged of {n}"
 
-            tune_garbage_collector()  # as `revintel run` does once started
-            read = await timed(
-                "baseline read: every open deal's inputs", pool.fetch(READ, timeout=LONG)
+        async def snapshotted(at: datetime) -> None:
+            count = await pool.fetchval(
+                "SELECT count(*) FROM deal_snapshots WHERE snapshot_date = $1",
+                at.date(),
+                timeout=LONG,
             )
+            assert count == n, f"{count} snapshot rows for {n} deals"
 
-            async def rewrite() -> None:
-                async with pool.acquire() as conn, conn.transaction():
-                    for sql in REWRITE:
-                        await conn.execute(sql, TICK_AT, timeout=LONG)
-
-            write = await timed("baseline rewrite: set-based UPDATE + snapshot", rewrite())
-
-            async def tick_all(at: datetime, deal_models: DealModels | None = None) -> None:
-                # every partition's tick in one batch, as the worker applies them
-                ticks = [
-                    Incoming(
-                        make_tick(at, TOPIC, p, 86400), RecordRef(TOPIC, p, 0, b"clock", None, ())
-                    )
-                    for p in range(partitions)
-                ]
-                projection = Projection(
-                    lock=deals.lock,
-                    fold=partial(apply_deal_batch, framework=framework, deal_models=deal_models),
-                    write=deals.write,
-                    age=partial(deals.age, framework=framework, deal_models=deal_models),
-                )
-                out = await apply_batch(pool, projection, ticks, dead_letter=_nothing)
-                assert out.aged == n, f"{out.aged} deals aged of {n}"
-                print(f"  aged {out.aged:,} deals, {len(out.alerts):,} alerts raised")
-
-            async def snapshotted(at: datetime) -> None:
-                count = await pool.fetchval(
-                    "SELECT count(*) FROM deal_snapshots WHERE snapshot_date = $1",
-                    at.date(),
-                    timeout=LONG,
-                )
-                assert count == n, f"{count} snapshot rows for {n} deals"
-
-            first = await timed(
-                "first tick (every deal's alert level is set)", tick_all(TICK_AT), pool
-            )
-            tick = await timed(
-                "the next day's tick, as the worker (the daily case)",
-                tick_all(TICK_AT + DAY),
+        first = await timed("first tick (every deal's alert level is set)", ticked(TICK_AT), pool)
+        tick = await timed(
+            "the next day's tick, as the worker (the daily case)", ticked(TICK_AT + DAY), pool
+        )
+        await snapshotted(TICK_AT + DAY)
+        learned = None
+        if champion:
+            in_charge = await register_champion(pool)
+            learned = await timed(
+                "the day after's tick with a deal champion",
+                ticked(TICK_AT + 2 * DAY, in_charge),
                 pool,
             )
-            await snapshotted(TICK_AT + DAY)
-            learned = None
-            if champion:
-                in_charge = await register_champion(pool)
-                learned = await timed(
-                    "the day after's tick with a deal champion",
-                    tick_all(TICK_AT + 2 * DAY, in_charge),
-                    pool,
-                )
-                await snapshotted(TICK_AT + 2 * DAY)
-                served = await pool.fetchval(
-                    "SELECT count(*) FROM deals WHERE prob_model_version = $1",
-                    in_charge.champion.version if in_charge.champion else None,
-                    timeout=LONG,
-                )
-                assert served == n, f"{served} deals scored by the champion of {n}"
-        finally:
-            await pool.close()
+            await snapshotted(TICK_AT + 2 * DAY)
+            served = await pool.fetchval(
+                "SELECT count(*) FROM deals WHERE prob_model_version = $1",
+                in_charge.champion.version if in_charge.champion else None,
+                timeout=LONG,
+            )
+            assert served == n, f"{served} deals scored by the champion of {n}"
     target = TARGET_SECONDS * n / 1_000_000
-    print(f"first tick: {first:.1f} s (alert levels set for every deal)")
+    print(f"first tick: {first.seconds:.1f} s (alert levels set for every deal)")
+    read_s, write_s = read.seconds, write.seconds
     met = True
-    for label, seconds in (("tick", tick), ("tick with a deal champion", learned)):
-        if seconds is None:
+    for label, timing in (("tick", tick), ("tick with a deal champion", learned)):
+        if timing is None:
             continue
+        seconds = timing.seconds
         met = met and seconds <= target
         print(
             f"{label}: {seconds:.1f} s for {n:,} deals ({n / seconds:,.0f} deals/s) = "
-            f"{seconds / read:.1f}x the read baseline, {seconds / write:.1f}x the rewrite "
-            f"baseline, {seconds / (read + write):.1f}x both; target {target:.0f} s: "
+            f"{seconds / read_s:.1f}x the read baseline, {seconds / write_s:.1f}x the rewrite "
+            f"baseline, {seconds / (read_s + write_s):.1f}x both; target {target:.0f} s: "
             f"{'met' if seconds <= target else 'MISSED'}"
         )
     return 0 if met else 1
