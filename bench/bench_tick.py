@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ticking import LONG, bench_pool, tick_all, timed
+from bench.ticking import LONG, against, bench_pool, tick_all, timed
 from worker.app import tune_garbage_collector
 from worker.domain.deal_batch import apply_deal_batch
 from worker.engine import load_framework
@@ -195,7 +195,6 @@ async def main(n: int, partitions: int, champion: bool) -> int:
             assert served == n, f"{served} deals scored by the champion of {n}"
     target = TARGET_SECONDS * n / 1_000_000
     print(f"first tick: {first.seconds:.1f} s (alert levels set for every deal)")
-    read_s, write_s = read.seconds, write.seconds
     met = True
     for label, timing in (("tick", tick), ("tick with a deal champion", learned)):
         if timing is None:
@@ -204,8 +203,7 @@ async def main(n: int, partitions: int, champion: bool) -> int:
         met = met and seconds <= target
         print(
             f"{label}: {seconds:.1f} s for {n:,} deals ({n / seconds:,.0f} deals/s) = "
-            f"{seconds / read_s:.1f}x the read baseline, {seconds / write_s:.1f}x the rewrite "
-            f"baseline, {seconds / (read_s + write_s):.1f}x both; target {target:.0f} s: "
+            f"{against(seconds, read, write)}; target {target:.0f} s: "
             f"{'met' if seconds <= target else 'MISSED'}"
         )
     return 0 if met else 1

@@ -111,3 +111,12 @@ async def timed(label: str, work: Awaitable[Any], pool: asyncpg.Pool) -> Timing:
         flush=True,
     )
     return Timing(seconds, cpu, postgres)
+
+
+def against(seconds: float, read: Timing, write: Timing) -> str:
+    """``seconds`` as multiples of the read and rewrite baselines of the same run."""
+    r, w = read.seconds, write.seconds
+    return (
+        f"{seconds / r:.1f}x the read baseline, {seconds / w:.1f}x the rewrite baseline, "
+        f"{seconds / (r + w):.1f}x both"
+    )
