@@ -83,7 +83,7 @@ FROM deals WHERE stage NOT IN ('closed_won', 'closed_lost')
 REWRITE = [
     """UPDATE deals SET health_score = health_score, health_category = health_category,
        close_probability = close_probability, risk_factors = risk_factors,
-       score_details = '{}'::jsonb, scored_at = least(scored_at, $1)
+       score_details = '{}', scored_at = least(scored_at, $1)
        WHERE stage NOT IN ('closed_won', 'closed_lost')""",
     f"""INSERT INTO deal_snapshots (snapshot_date, taken_at, competitors, {deals.SNAPSHOT_COLUMNS})
        SELECT ($1 AT TIME ZONE 'UTC')::date - 1, $1, cardinality(competitors),

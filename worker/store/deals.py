@@ -64,7 +64,7 @@ SCORE_COLUMNS: dict[str, str] = {
     "health_category": "text",
     "close_probability": "numeric",
     "risk_factors": "jsonb",
-    "score_details": "jsonb",
+    "score_details": "json",  # written whole, read whole: validated text (sql/023)
     "framework_version": "text",
     "scored_at": "timestamptz",
     "predicted_amount": "numeric",
@@ -387,8 +387,8 @@ AGED_COLUMNS.update(dict.fromkeys(PROBABILITY_COLUMNS, "float8"))
 AGED_ASSIGN = {
     **{c: f"r.{c}" for c in AGED_COLUMNS if c not in ("deal_id", "score_details")},
     # a prediction of the value (deals without amount only) does not age: keep it
-    "score_details": "CASE WHEN t.amount IS NULL THEN r.score_details || jsonb_strip_nulls("
-    "jsonb_build_object('value', t.score_details -> 'value')) ELSE r.score_details END",
+    "score_details": "CASE WHEN t.amount IS NULL THEN (r.score_details::jsonb || jsonb_strip_nulls("
+    "jsonb_build_object('value', t.score_details -> 'value')))::json ELSE r.score_details END",
 }
 _aged_values = itemgetter(*[c for c in AGED_COLUMNS if c != "deal_id"])
 SNAPSHOT_COLUMNS = (
@@ -467,7 +467,7 @@ def aged_record(
     now: datetime,
     learned: LearnedClose | None = None,
 ) -> tuple[Any, ...]:
-    """A deal's new score and alert columns, in ``AGED_COLUMNS`` order (jsonb as text)."""
+    """A deal's new score and alert columns, in ``AGED_COLUMNS`` order (json as text)."""
     columns = score_columns(score, track, now, learned)
     columns["risk_factors"] = to_json(columns["risk_factors"]).decode()
     columns["score_details"] = to_json(columns["score_details"]).decode()

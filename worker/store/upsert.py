@@ -86,7 +86,7 @@ async def update_by_copy(
     await conn.execute(f"UPDATE {table} AS t SET {sets} FROM {temp} AS r WHERE t.{key} = r.{key}")
 
 
-def _jsonb(value: Any) -> Any:
+def _json(value: Any) -> Any:
     return None if value is None else to_json(value).decode()
 
 
@@ -104,8 +104,8 @@ def _encoder(sql_type: str) -> Callable[[Any], Any] | None:
     """What a Python value needs to be COPYed (binary) into a column of ``sql_type``."""
     if sql_type.endswith("[]"):
         return _array
-    if sql_type == "jsonb":
-        return _jsonb
+    if sql_type in ("json", "jsonb"):
+        return _json
     if sql_type.startswith("numeric"):
         return _numeric
     return None  # as it is (a StrEnum is its value's text)
