@@ -99,22 +99,16 @@ def evaluate(
     big = value is not None and float(value) >= rules.value_threshold
     closed = stage in CLOSED_STAGES
 
-    reasons: list[str] = []
+    # which reasons hold; their words only for a transition (a tick re-evaluates every open
+    # deal, nearly all of them staying at their level)
+    unhealthy = recovering = fell = False
     if not closed and big:
-        if health_category in ("warning", "critical"):
-            reasons.append(f"Health is {health_category} ({health_score}/100)")
-        elif track.level != "none" and health_score < rules.health_resolved_min:
-            reasons.append(
-                f"Health not yet recovered ({health_score}/100; resolves at "
-                f"{rules.health_resolved_min:.0f})"
-            )
-        line = rules.drop_points if track.level == "none" else rules.drop_points / 2
-        if dropped >= line:
-            reasons.append(
-                f"Close probability fell {dropped:.0f} points (from {ref:.0f}% to "
-                f"{probability:.0f}%)"
-            )
-    if reasons:
+        unhealthy = health_category in ("warning", "critical")
+        recovering = (
+            not unhealthy and track.level != "none" and health_score < rules.health_resolved_min
+        )
+        fell = dropped >= (rules.drop_points if track.level == "none" else rules.drop_points / 2)
+    if unhealthy or recovering or fell:
         # critical stays critical until resolved: an escalation is told once per episode
         critical = health_category == "critical" or track.level == "critical"
         level: AlertLevel = "critical" if critical else "at_risk"
@@ -122,20 +116,32 @@ def evaluate(
         level = "none"
 
     kind = transition_kind(track.level, level)
-    # (the value being above the alert threshold is a condition, not a reason: not told)
-    if kind == "resolved":
-        if closed:
-            reasons = [f"Deal {'won' if stage is DealStage.closed_won else 'lost'}"]
-        elif not big:
-            reasons = [f"Value fell below the {rules.value_threshold:,.0f} alert threshold"]
-        else:
-            reasons = [
-                f"Recovered: health {health_category} ({health_score}/100), close "
-                f"probability {probability:.0f}%"
-            ]
-
     new_ref = probability if kind == "resolved" else ref
     new_track = AlertTrack(level, new_ref, health_score, health_category, probability)
     if kind is None:
         return new_track, None
+    # (the value being above the alert threshold is a condition, not a reason: not told)
+    reasons: list[str] = []
+    if kind != "resolved":
+        if unhealthy:
+            reasons.append(f"Health is {health_category} ({health_score}/100)")
+        elif recovering:
+            reasons.append(
+                f"Health not yet recovered ({health_score}/100; resolves at "
+                f"{rules.health_resolved_min:.0f})"
+            )
+        if fell:
+            reasons.append(
+                f"Close probability fell {dropped:.0f} points (from {ref:.0f}% to "
+                f"{probability:.0f}%)"
+            )
+    elif closed:
+        reasons = [f"Deal {'won' if stage is DealStage.closed_won else 'lost'}"]
+    elif not big:
+        reasons = [f"Value fell below the {rules.value_threshold:,.0f} alert threshold"]
+    else:
+        reasons = [
+            f"Recovered: health {health_category} ({health_score}/100), close "
+            f"probability {probability:.0f}%"
+        ]
     return new_track, Transition(kind, level, replace(track), tuple(reasons))
