@@ -35,7 +35,7 @@ async def bench_pool(tables: Sequence[str]) -> AsyncIterator[asyncpg.Pool]:
         "DATABASE_URL", "postgresql://revintel:revintel@127.0.0.1:5432/revintel"
     )
     async with fresh_database(server, "revintel_bench") as url:
-        pool = await create_pool(url, max_size=4)
+        pool = await create_pool(url)  # the worker's size
         try:
             for table in tables:
                 await pool.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")

@@ -163,8 +163,8 @@ class Worker:
             lock=table.lock,
             fold=lambda current, seen, items: fold(current, seen, items, framework=fw, **models()),
             write=table.write,
-            age=lambda pool, partition, tick: table.age(
-                pool, partition, tick, framework=fw, **models()
+            age=lambda pool, partition, tick, *, writing: table.age(
+                pool, partition, tick, framework=fw, writing=writing, **models()
             ),
         )
         return EventFamily(

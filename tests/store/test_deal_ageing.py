@@ -5,6 +5,7 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -113,3 +114,37 @@ async def test_a_ticks_page_is_what_the_engine_gives_for_the_states(db):
     assert expected_alerts, "the tick raised no alert: the comparison would be thin"
     assert [a["alert_id"] for a in outbox][-len(expected_alerts) :] == expected_alerts
     assert [a.alert_id for a in out.alerts] == expected_alerts
+
+
+async def test_a_page_is_written_only_in_its_turn(db):
+    """The ticks of a batch age side by side but write one page at a time (the lock they
+    share): while another tick's page holds it, this page is read and scored, and nothing of
+    it is written; released, every deal is aged."""
+    framework = load_framework()
+    prefix = f"turn-{uuid.uuid4().hex[:6]}-"
+    partition = 100_000 + uuid.uuid4().int % 1_000_000
+    written = apply_deal_batch({}, (), _incoming(prefix), framework)
+    tick = Incoming(
+        make_tick(AS_OF + timedelta(days=30), TOPIC, partition, 86400),
+        RecordRef(TOPIC, partition, 0, b"clock", None, ()),
+    )
+    like = f"{prefix}%"
+    aged_sql = "SELECT count(*) FROM deals WHERE deal_id LIKE $1 AND scored_at = $2"
+    turn = asyncio.Lock()
+    try:
+        async with db.acquire() as conn, conn.transaction():
+            await deals.write(conn, written)
+            await conn.execute(
+                "UPDATE deals SET source_partition = $1 WHERE deal_id LIKE $2", partition, like
+            )
+        async with turn:  # another tick's page is being written
+            ageing = asyncio.create_task(deals.age(db, partition, tick, framework, writing=turn))
+            await asyncio.sleep(1.0)  # unheld, the page is written and committed long before
+            assert not ageing.done()
+            assert await db.fetchval(aged_sql, like, tick.event.time) == 0
+        out = await asyncio.wait_for(ageing, 30)
+        assert out.aged > 50
+        assert await db.fetchval(aged_sql, like, tick.event.time) == out.aged
+    finally:
+        for table in ("alert_outbox", "deal_snapshots", "deal_stage_history", "deals"):
+            await db.execute(f"DELETE FROM {table} WHERE deal_id LIKE $1", like)

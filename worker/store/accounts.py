@@ -245,18 +245,22 @@ async def age(
     tick: Incoming[ClockTick],
     framework: Framework,
     churn_model: LoadedChurnModel | None = None,
+    *,
+    writing: asyncio.Lock | None = None,
 ) -> AccountBatchOutcome:
     """Rescore the accounts of ``partition`` as of the tick and raise their alert transitions,
     a page per transaction (accounts already scored at or after it keep their scores and
     levels: a page redone after a crash, or an event newer than the tick)."""
     out = AccountBatchOutcome()
     now = tick.event.time
+    turn = writing or asyncio.Lock()  # alone: no other tick's page to wait for
     async for conn, due, _ in due_pages(pool, _AGING, partition, "account_id", AGE_PAGE, now):
         stored = [stored_from_row(r) for r in due]
         # in a thread: the churn model's trees let go of the interpreter, so the other
         # partitions' pages are read, decoded and written meanwhile
         page = await asyncio.to_thread(age_accounts, stored, tick, framework, churn_model)
-        await write_scored(conn, page)
+        async with turn:  # one page written at a time (see store.batches.apply_batch)
+            await write_scored(conn, page)
         out.alerts.extend(page.alerts)  # not the scores: a tick may age many accounts
         out.aged += page.aged
     return out

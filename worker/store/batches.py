@@ -24,7 +24,7 @@ import asyncpg
 from schemas.clock import ClockTick
 from worker.domain.batch import BatchOutcome, Incoming, Rejected
 from worker.store import events
-from worker.store.clock import apply_tick
+from worker.store.clock import Age, apply_tick
 
 State = TypeVar("State")
 Out = TypeVar("Out", bound=BatchOutcome[Any])
@@ -42,7 +42,7 @@ class Projection(Generic[State, Out]):
     lock: Callable[[asyncpg.Connection, Sequence[str]], Awaitable[Mapping[str, State]]]
     fold: Fold[State, Out]
     write: Callable[[asyncpg.Connection, Out], Awaitable[None]]
-    age: Callable[[asyncpg.Pool, int, Incoming[ClockTick]], Awaitable[Out]]
+    age: Age[Out]
 
     def empty(self) -> Out:
         return self.fold({}, (), ())
@@ -86,10 +86,17 @@ async def apply_batch(
             outcome.merge(await apply_events(pool, projection, part, dead_letter))
             continue
         # ticks of distinct partitions age in parallel: one's SQL runs while another scores
-        # (a failure cancels the others; the batch is redone and applied ticks are skipped)
+        # (a failure cancels the others; the batch is redone and applied ticks are skipped).
+        # Their pages are written one at a time: the scoring is held to one core by the
+        # interpreter's lock, and one database session writing keeps pace with it; three
+        # writing at once took the core the scoring needed (a daily tick of 100,000 deals on
+        # 2 cores, bench_tick: 6.7 -> 5.9 s; the reads locked as well: 8.5 s)
+        writing = asyncio.Lock()
         async with asyncio.TaskGroup() as group:
             aged = [
-                group.create_task(apply_tick(pool, projection.age, tick, projection.empty()))
+                group.create_task(
+                    apply_tick(pool, projection.age, tick, projection.empty(), writing)
+                )
                 for tick in part
             ]
         for task in aged:

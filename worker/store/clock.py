@@ -8,9 +8,10 @@ and alert ids), and one last transaction records the tick as the partition's las
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -19,7 +20,21 @@ from worker.domain.batch import BatchOutcome, Incoming
 from worker.store import events
 
 Out = TypeVar("Out", bound=BatchOutcome[Any])
-Age = Callable[[asyncpg.Pool, int, Incoming[ClockTick]], Awaitable[Out]]
+Aged = TypeVar("Aged", bound=BatchOutcome[Any], covariant=True)
+
+
+class Age(Protocol[Aged]):
+    """A family's ageing of one partition's rows as of a tick, holding ``writing`` while it
+    writes a page (the ticks ageing side by side write one page at a time)."""
+
+    def __call__(
+        self,
+        pool: asyncpg.Pool,
+        partition: int,
+        tick: Incoming[ClockTick],
+        *,
+        writing: asyncio.Lock,
+    ) -> Awaitable[Aged]: ...
 
 
 async def due_pages(
@@ -56,9 +71,16 @@ async def last_tick(conn: asyncpg.Connection, topic: str, partition: int) -> dat
     )
 
 
-async def apply_tick(pool: asyncpg.Pool, age: Age[Out], tick: Incoming[ClockTick], out: Out) -> Out:
+async def apply_tick(
+    pool: asyncpg.Pool,
+    age: Age[Out],
+    tick: Incoming[ClockTick],
+    out: Out,
+    writing: asyncio.Lock | None = None,
+) -> Out:
     """Apply ``tick`` to its partition, filing it in ``out`` (an empty outcome of the family)
-    as duplicate, stale or applied, with what the ageing changed merged in."""
+    as duplicate, stale or applied, with what the ageing changed merged in. ``writing`` is
+    the lock the ticks ageing side by side share to write their pages one at a time."""
     topic, partition = tick.ref.topic, tick.ref.partition
     async with pool.acquire() as conn:
         if await events.seen(conn, [tick.event.id]):
@@ -69,7 +91,7 @@ async def apply_tick(pool: asyncpg.Pool, age: Age[Out], tick: Incoming[ClockTick
             await events.record(conn, (), [tick])
             out.stale.append(tick)
             return out
-    out.merge(await age(pool, partition, tick))
+    out.merge(await age(pool, partition, tick, writing=writing or asyncio.Lock()))
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(RECORD_TICK, topic, partition, tick.event.time, tick.event.id)
         await events.record(conn, [tick], ())

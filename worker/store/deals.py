@@ -518,6 +518,8 @@ async def age(
     tick: Incoming[ClockTick],
     framework: Framework,
     deal_models: DealModels | None = None,
+    *,
+    writing: asyncio.Lock | None = None,
 ) -> DealBatchOutcome:
     """Rescore the open deals of ``partition`` as of the tick (the close probability the
     learned champion's when there is one), raise their alert transitions and snapshot them, a
@@ -525,17 +527,21 @@ async def age(
     crash, or an event newer than the tick) keep their scores."""
     out = DealBatchOutcome()
     now = tick.event.time
+    turn = writing or asyncio.Lock()  # alone: no other tick's page to wait for
     async for conn, due, rows in due_pages(pool, _AGING, partition, "deal_id", AGE_PAGE, now):
         # in a thread: the model's trees and numpy let go of the interpreter, so the other
         # partitions' pages are read, encoded and written meanwhile
         values = [_aging_values(r) for r in due]
         page = await asyncio.to_thread(score_page, values, tick, framework, deal_models)
         _model_failed(page.model_error)
-        if page.records:
-            await update_by_copy(conn, "deals", "deal_id", AGED_COLUMNS, page.records, AGED_ASSIGN)
-        if page.alerts:
-            await outbox.insert(conn, page.alerts)
-        await conn.execute(SNAPSHOT, [r["deal_id"] for r in rows], now)
+        async with turn:  # one page written at a time (see store.batches.apply_batch)
+            if page.records:
+                await update_by_copy(
+                    conn, "deals", "deal_id", AGED_COLUMNS, page.records, AGED_ASSIGN
+                )
+            if page.alerts:
+                await outbox.insert(conn, page.alerts)
+            await conn.execute(SNAPSHOT, [r["deal_id"] for r in rows], now)
         out.alerts.extend(page.alerts)  # not the scores: a tick may age a million deals
         out.aged += page.aged
     return out
