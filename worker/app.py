@@ -476,15 +476,19 @@ def tune_garbage_collector() -> None:
     counting; only cycles among them would stay. The process's own path only (``serve``),
     not a worker started inside another program (tests).
 
-    A young generation of 10,000 objects instead of 700: a batch's records, events and rows
-    die young, and the young generation was collected 516 times per 10,000 events, 16 so
-    (GC time halved in the in-process harness: about 4 us of CPU per event)."""
+    A young generation of 100,000 objects instead of 700: a batch's records, events and rows
+    die young, and the young generation was collected 516 times per 10,000 events (GC time
+    halved at 10,000 already: about 4 us of CPU per event). A tick's page keeps thousands of
+    scores alive until it is written, traversed again at every young collection: 100,000
+    against 10,000 cut a daily tick's Python CPU by 9 % (bench_tick, 100,000 deals: 4.9 ->
+    4.45 s; 50,000: 4.75 s; 200,000: 4.4 s) and raised the event path's rate by 9 %
+    (bench_throughput: 5,590 -> 6,090 events/s; p99 latency at 2,000/s 86 -> 85 ms)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
 
 
-YOUNG_OBJECTS = 10_000
+YOUNG_OBJECTS = 100_000
 
 
 async def serve(
