@@ -37,7 +37,8 @@ import numpy as np
 from worker.backtest.replay import Replay
 from worker.engine import Framework, default_framework
 from worker.engine.deal import DealFacts, score_deal
-from worker.forecast.learned import PastErrors, WonHistory, learned_months
+from worker.forecast.learned import OpenDeals, PastErrors, WonHistory, learned_months
+from worker.forecast.maths import is_overdue
 from worker.forecast.runs import compute_months
 from worker.models import metrics
 from worker.models.deal import (
@@ -225,18 +226,13 @@ class Backtest:
             rates = stage_win_rates(snaps, self.outcomes, cut, history.base_rate)
             close_p, month_p = _fallback(open_now, scores, rates, history.base_rate, cut)
             label = "heuristic (re-estimated base rates)"
+        overdue = [is_overdue(d.expected_close_date, cut.date()) for d in open_now]
+        open_deals = OpenDeals(
+            values, month_p.reshape(-1, 1), np.zeros((len(values), 1)), np.array(overdue, bool)
+        )
         (month,) = learned_months(
             as_of=cut,
-            values=values,
-            win=month_p.reshape(-1, 1),
-            loss=np.zeros((len(values), 1)),
-            overdue=np.array(
-                [
-                    d.expected_close_date is not None and d.expected_close_date < cut.date()
-                    for d in open_now
-                ],
-                dtype=bool,
-            ),
+            deals=open_deals,
             history=self._won_history(cut, begin),
             errors=PastErrors(self.model_errors, self.seasonal_errors, self.combined_errors),
             months=1,

@@ -109,6 +109,17 @@ def seasonal_forecast(history: WonHistory, current: int, k: int) -> float | None
 
 
 @dataclass(frozen=True, slots=True)
+class OpenDeals:
+    """The open deals a learned forecast spreads over its months: ``values`` (n,), ``win`` and
+    ``loss`` (n, >= months) their P(won / lost in month k), ``overdue`` (n,) bool."""
+
+    values: np.ndarray
+    win: np.ndarray
+    loss: np.ndarray
+    overdue: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
 class LearnedMonth:
     """A month of the learned forecast and its parts (before the combination)."""
 
@@ -118,23 +129,15 @@ class LearnedMonth:
 
 
 def learned_months(
-    *,
-    as_of: datetime,
-    values: np.ndarray,
-    win: np.ndarray,
-    loss: np.ndarray,
-    overdue: np.ndarray,
-    history: WonHistory,
-    errors: PastErrors,
-    months: int,
+    *, as_of: datetime, deals: OpenDeals, history: WonHistory, errors: PastErrors, months: int
 ) -> list[LearnedMonth]:
-    """The ``months`` months from ``as_of``'s: ``values`` (n,) of the open deals, ``win`` and
-    ``loss`` (n, >= months) their P(won / lost in month k), ``overdue`` (n,) bool."""
+    """The ``months`` months from ``as_of``'s for the open ``deals``."""
+    values, win, overdue = deals.values, deals.win, deals.overdue
     current = month_index(as_of)
     share = month_share(as_of)
     weight = errors.model_weight()
     rel_sd = errors.relative_sd()
-    closing = win[:, :months] + loss[:, :months]
+    closing = win[:, :months] + deals.loss[:, :months]
     likeliest = closing.argmax(axis=1) if len(values) else np.zeros(0, dtype=int)
     out = []
     for k in range(months):

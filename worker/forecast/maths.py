@@ -126,6 +126,12 @@ class ForecastCoverage(BaseModel):
     )
 
 
+def is_overdue(expected_close_date: date | None, as_of: date) -> bool:
+    """An open deal past its expected close date (by the day) as of ``as_of``: no month of the
+    forecast counts on it; the overdue line (or the learned months' ``overdue`` part) does."""
+    return expected_close_date is not None and expected_close_date < as_of
+
+
 def month_index(d: date | np.datetime64) -> int:
     """Months since January 1970 (the integer form of a ``datetime64[M]``)."""
     if isinstance(d, np.datetime64):

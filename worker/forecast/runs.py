@@ -52,13 +52,20 @@ from schemas.forecasts import (
     ForecastPublished,
     ForecastTotals,
 )
-from worker.forecast.learned import PastErrors, WonHistory, learned_months, month_index
+from worker.forecast.learned import (
+    OpenDeals,
+    PastErrors,
+    WonHistory,
+    learned_months,
+    month_index,
+)
 from worker.forecast.maths import (
     ForecastCoverage,
     MonthForecast,
     compute_forecast,
     forecast_coverage,
     from_rows,
+    is_overdue,
     overdue_forecast,
 )
 from worker.kafka.producer import send_all
@@ -91,12 +98,8 @@ def compute_months(
     """The months, their coverage and the overdue line for open-deal rows (amount,
     close_probability, expected_close_date): deals past their expected close date (by day) go
     to the overdue line, not to any month."""
-    late = [
-        r for r in rows if r["expected_close_date"] is not None and r["expected_close_date"] < as_of
-    ]
-    current = [
-        r for r in rows if r["expected_close_date"] is None or r["expected_close_date"] >= as_of
-    ]
+    late = [r for r in rows if is_overdue(r["expected_close_date"], as_of)]
+    current = [r for r in rows if not is_overdue(r["expected_close_date"], as_of)]
     deals = from_rows(current)
     coverage = forecast_coverage(deals, as_of, months).model_copy(
         update={"total": len(rows), "overdue": len(late)}
@@ -137,19 +140,10 @@ def compute_learned(
         pad = np.zeros((len(deals), months - win.shape[1]))
         win, loss = np.hstack([win, pad]), np.hstack([loss, pad])
     values = np.array([float(d.amount or 0) for d in deals])
-    overdue = np.array(
-        [d.expected_close_date is not None and d.expected_close_date < as_of for d in deals],
-        dtype=bool,
-    )
+    overdue = np.array([is_overdue(d.expected_close_date, as_of) for d in deals], dtype=bool)
+    open_deals = OpenDeals(values, win, loss, overdue)
     learned = learned_months(
-        as_of=now,
-        values=values,
-        win=win,
-        loss=loss,
-        overdue=overdue,
-        history=history,
-        errors=errors,
-        months=months,
+        as_of=now, deals=open_deals, history=history, errors=errors, months=months
     )
     return [m.forecast for m in learned]
 
@@ -157,9 +151,7 @@ def compute_learned(
 def learned_coverage(rows: Sequence[Mapping[str, Any]], as_of: date) -> ForecastCoverage:
     """Every open deal counts in the learned months (its timing decides which); overdue ones
     in the parts' ``overdue``."""
-    late = sum(
-        r["expected_close_date"] is not None and r["expected_close_date"] < as_of for r in rows
-    )
+    late = sum(is_overdue(r["expected_close_date"], as_of) for r in rows)
     return ForecastCoverage(
         total=len(rows),
         included=len(rows),
