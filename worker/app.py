@@ -481,8 +481,8 @@ def tune_garbage_collector() -> None:
     halved at 10,000 already: about 4 us of CPU per event). A tick's page keeps thousands of
     scores alive until it is written, traversed again at every young collection: 100,000
     against 10,000 cut a daily tick's Python CPU by 9 % (bench_tick, 100,000 deals: 4.9 ->
-    4.45 s; 50,000: 4.75 s; 200,000: 4.4 s) and raised the event path's rate by 9 %
-    (bench_throughput: 5,590 -> 6,090 events/s; p99 latency at 2,000/s 86 -> 85 ms)."""
+    4.45 s; 50,000: 4.75 s; 200,000: 4.4 s); on the event path one pair of bench_throughput
+    runs gave 5,590 -> 6,090 events/s (runs of the same code spread by about 5 %)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
