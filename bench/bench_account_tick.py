@@ -34,17 +34,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ticking import LONG, Timing, against, bench_pool, tick_all, timed
-from worker.app import tune_garbage_collector
+from bench.ticking import LONG, Timing, against, bench_pool, filled, tick_all, timed
 from worker.domain.account import AccountOutcome, AccountState, apply_account_event, score_accounts
 from worker.domain.account_batch import apply_account_batch
 from worker.engine import Framework, load_framework
@@ -145,14 +142,8 @@ async def main(n: int, partitions: int, champion: bool) -> int:
     async with bench_pool(("accounts", "alert_outbox")) as pool:
         start = time.perf_counter()
         outcomes = await fill(pool, framework, n, partitions)
-        print(
-            f"{n:,} accounts (the bank sample's 10,000, copied) over {partitions} partitions "
-            f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
-        )
-        tune_garbage_collector()  # as `revintel run` does once started
-        read = await timed(
-            "baseline read: every account's inputs", pool.fetch(READ, timeout=LONG), pool
-        )
+        what = f"{n:,} accounts (the bank sample's 10,000, copied) over {partitions} partitions"
+        read = await filled(pool, what, start, READ, "account")
         write = await timed(
             "baseline rewrite: set-based UPDATE of the scores",
             pool.execute(REWRITE, TICK_AT, timeout=LONG),
@@ -160,12 +151,8 @@ async def main(n: int, partitions: int, champion: bool) -> int:
         )
 
         async def ticked(at: datetime, churn_model: LoadedChurnModel | None = None) -> None:
-            projection = Projection(
-                lock=accounts.lock,
-                fold=partial(apply_account_batch, framework=framework, churn_model=churn_model),
-                write=accounts.write,
-                age=partial(accounts.age, framework=framework, churn_model=churn_model),
-            )
+            bound = {"framework": framework, "churn_model": churn_model}
+            projection = Projection.of(accounts, apply_account_batch, lambda: bound)
             aged = await tick_all(pool, projection, TOPIC, partitions, at)
             assert aged == n, f"{aged} accounts aged of {n}"
 

@@ -30,17 +30,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ticking import LONG, against, bench_pool, tick_all, timed
-from worker.app import tune_garbage_collector
+from bench.ticking import LONG, against, bench_pool, filled, tick_all, timed
 from worker.domain.deal_batch import apply_deal_batch
 from worker.engine import load_framework
 from worker.models.deal_scoring import KIND, DealModels
@@ -138,15 +135,8 @@ async def main(n: int, partitions: int, champion: bool) -> int:
         start = time.perf_counter()
         await pool.execute(FILL, TICK_AT.date(), T0, n, partitions, timeout=LONG)
         await pool.execute("ANALYZE deals", timeout=LONG)
-        print(
-            f"{n:,} open deals over {partitions} partitions "
-            f"(filled in {time.perf_counter() - start:.1f} s, {os.cpu_count()} cores)"
-        )
-
-        tune_garbage_collector()  # as `revintel run` does once started
-        read = await timed(
-            "baseline read: every open deal's inputs", pool.fetch(READ, timeout=LONG), pool
-        )
+        what = f"{n:,} open deals over {partitions} partitions"
+        read = await filled(pool, what, start, READ, "open deal")
 
         async def rewrite() -> None:
             async with pool.acquire() as conn, conn.transaction():
@@ -156,12 +146,8 @@ async def main(n: int, partitions: int, champion: bool) -> int:
         write = await timed("baseline rewrite: set-based UPDATE + snapshot", rewrite(), pool)
 
         async def ticked(at: datetime, deal_models: DealModels | None = None) -> None:
-            projection = Projection(
-                lock=deals.lock,
-                fold=partial(apply_deal_batch, framework=framework, deal_models=deal_models),
-                write=deals.write,
-                age=partial(deals.age, framework=framework, deal_models=deal_models),
-            )
+            bound = {"framework": framework, "deal_models": deal_models}
+            projection = Projection.of(deals, apply_deal_batch, lambda: bound)
             aged = await tick_all(pool, projection, TOPIC, partitions, at)
             assert aged == n, f"{aged} deals aged of {n}"
 

@@ -17,6 +17,7 @@ import asyncpg
 
 from schemas.clock import make_tick
 from tests.services import fresh_database
+from worker.app import tune_garbage_collector
 from worker.domain.batch import Incoming, RecordRef
 from worker.log import configure_logging
 from worker.store.batches import Projection, apply_batch
@@ -111,6 +112,17 @@ async def timed(label: str, work: Awaitable[Any], pool: asyncpg.Pool) -> Timing:
         flush=True,
     )
     return Timing(seconds, cpu, postgres)
+
+
+async def filled(pool: asyncpg.Pool, what: str, started: float, read_sql: str, rows: str) -> Timing:
+    """Say what was filled (``what``) and in how long since ``started``, tune the garbage
+    collector as ``revintel run`` does once started, and time the read baseline: ``read_sql``
+    reading every one of the ``rows``' inputs."""
+    print(f"{what} (filled in {time.perf_counter() - started:.1f} s, {os.cpu_count()} cores)")
+    tune_garbage_collector()
+    return await timed(
+        f"baseline read: every {rows}'s inputs", pool.fetch(read_sql, timeout=LONG), pool
+    )
 
 
 def against(seconds: float, read: Timing, write: Timing) -> str:

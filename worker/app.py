@@ -159,14 +159,7 @@ class Worker:
         relay. ``models`` gives the fold and the ageing the models in charge at call time
         (a champion may change while the worker runs)."""
         fw = self.framework
-        projection = Projection(
-            lock=table.lock,
-            fold=lambda current, seen, items: fold(current, seen, items, framework=fw, **models()),
-            write=table.write,
-            age=lambda pool, partition, tick, *, writing: table.age(
-                pool, partition, tick, framework=fw, writing=writing, **models()
-            ),
-        )
+        projection = Projection.of(table, fold, lambda: {"framework": fw, **models()})
         return EventFamily(
             name=name,
             subject=subject,

@@ -108,7 +108,6 @@ async def test_a_tick_half_done_then_redone_ends_as_the_page_scored_at_once(
 async def _replay(url: str, items: list) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Events and ticks applied as the worker applies a consumed batch, into a fresh
     database: its accounts and its outbox's alerts (id -> payload)."""
-    from functools import partial
 
     from worker.store.batches import Projection, apply_batch
 
@@ -117,12 +116,7 @@ async def _replay(url: str, items: list) -> tuple[dict[str, dict[str, Any]], dic
 
     pool = await asyncpg.create_pool(url, min_size=1, max_size=3)
     try:
-        projection = Projection(
-            lock=accounts.lock,
-            fold=partial(apply_account_batch, framework=FW),
-            write=accounts.write,
-            age=partial(accounts.age, framework=FW),
-        )
+        projection = Projection.of(accounts, apply_account_batch, lambda: {"framework": FW})
         for start in range(0, len(items), 7):  # batches cut anywhere
             await apply_batch(pool, projection, items[start : start + 7], dead_letter)
         outbox = await pool.fetch("SELECT alert_id::text, payload FROM alert_outbox")

@@ -47,6 +47,23 @@ class Projection(Generic[State, Out]):
     def empty(self) -> Out:
         return self.fold({}, (), ())
 
+    @classmethod
+    def of(
+        cls, table: Any, fold: Callable[..., Out], bound: Callable[[], Mapping[str, Any]]
+    ) -> Projection[Any, Out]:
+        """The projection of a ``worker.store`` table module (its ``lock``, ``write`` and
+        ``age``) with its pure ``fold``: ``bound`` gives the keyword arguments the fold and
+        the ageing take (framework, models), asked at every call (a champion may change while
+        the worker runs)."""
+        return cls(
+            lock=table.lock,
+            fold=lambda current, seen, items: fold(current, seen, items, **bound()),
+            write=table.write,
+            age=lambda pool, partition, tick, *, writing: table.age(
+                pool, partition, tick, writing=writing, **bound()
+            ),
+        )
+
 
 Ticks = tuple[Incoming[ClockTick], ...]
 

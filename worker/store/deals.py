@@ -474,13 +474,18 @@ def aged_record(
     return (deal_id, *_aged_values(columns))
 
 
+def aged_records(page: DealBatchOutcome, now: datetime) -> list[tuple[Any, ...]]:
+    """The ``aged_record`` of every deal ``page`` scored as of ``now``."""
+    return [
+        aged_record(d, score, page.tracks[d], now, page.learned.get(d))
+        for d, score in page.scores.items()
+    ]
+
+
 async def write_scores(conn: asyncpg.Connection, page: DealBatchOutcome, now: datetime) -> None:
     """The new scores of open deals scored as of ``now`` (a rescoring)."""
     if page.scores:
-        records = [
-            aged_record(d, score, page.tracks[d], now, page.learned.get(d))
-            for d, score in page.scores.items()
-        ]
+        records = aged_records(page, now)
         await update_by_copy(conn, "deals", "deal_id", AGED_COLUMNS, records, AGED_ASSIGN)
 
 
@@ -504,11 +509,7 @@ def score_page(
     """The pure part of a tick's page: open deals (``_aging_values`` of their rows) scored as
     of the tick, their alert transitions and their new score columns."""
     page = age_deals([_aging_deal(v) for v in values], tick, framework, deal_models)
-    now = tick.event.time
-    records = [
-        aged_record(d, score, page.tracks[d], now, page.learned.get(d))
-        for d, score in page.scores.items()
-    ]
+    records = aged_records(page, tick.event.time)
     return ScoredPage(records, page.alerts, page.aged, page.model_error)
 
 
