@@ -44,30 +44,14 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.deal_events import DealEvent
-from worker.adapters.base import (
-    AdapterError,
-    Skipped,
-    StageMap,
-    blank,
-    build,
-    change_events,
-    deleted,
-    field_table,
-    ident,
-    item_adapter,
-    map_fields,
-    merged,
-    ms_of,
-    require,
-    text,
-    to_datetime,
-)
+from worker.adapters import base
+from worker.adapters.base import AdapterError, Skipped, StageMap
 
 SOURCE_PREFIX = "hubspot"
 
 
 # HubSpot property -> our field. ``dealstage`` is handled through the stage map.
-PROPERTIES = field_table(
+PROPERTIES = base.field_table(
     {
         "dealname": "name",
         "amount": "amount",
@@ -88,7 +72,7 @@ DEAL_OBJECT_TYPE_ID = "0-3"  # HubSpot's objectTypeId of deals in the generic ob
 def _kind(note: dict[str, Any]) -> str:
     """The notification's type as ``deal.<action>``; Skipped for another object's."""
     key = "subscriptionType" if "subscriptionType" in note else "eventType"
-    kind = text(require(note, key, "notification"), key)
+    kind = base.text(base.require(note, key, "notification"), key)
     obj, _, action = kind.partition(".")
     if obj == "object":
         type_id = str(note.get("objectTypeId", "")).strip()
@@ -108,43 +92,45 @@ def _one(note: Any, stages: StageMap) -> list[DealEvent]:
         return []
     if kind in REREAD_TYPES:
         raise AdapterError(f"{kind} cannot be applied without re-reading the deal from HubSpot")
-    object_id = ident(require(note, "objectId", "notification"), "objectId")
-    event_id = ident(require(note, "eventId", "notification"), "eventId")
-    occurred_raw = require(note, "occurredAt", "notification")
-    at = to_datetime(occurred_raw, "occurredAt")
+    object_id = base.ident(base.require(note, "objectId", "notification"), "objectId")
+    event_id = base.ident(base.require(note, "eventId", "notification"), "eventId")
+    occurred_raw = base.require(note, "occurredAt", "notification")
+    at = base.to_datetime(occurred_raw, "occurredAt")
     portal = note.get("portalId")
-    portal_id = ident(portal, "portalId") if portal else None
+    portal_id = base.ident(portal, "portalId") if portal else None
     source = f"{SOURCE_PREFIX}/portal/{portal_id}" if portal_id else SOURCE_PREFIX
     subject = f"hs-{portal_id}-{object_id}" if portal_id else f"hs-{object_id}"
-    base_id = f"{subject}-{ms_of(at)}-{event_id}"
+    base_id = f"{subject}-{base.ms_of(at)}-{event_id}"
     envelope = {"source": source, "time": at, "subject": subject}
 
     if kind == "deal.creation":
-        return [build(kind="created", id=base_id, data={}, **envelope)]
+        return [base.build(kind="created", id=base_id, data={}, **envelope)]
     if kind == "deal.merge":
         return _merge(note, portal_id, base_id, envelope)
     if kind in DELETION_TYPES:
-        return [deleted(id=base_id, **envelope)]
+        return [base.deleted(id=base_id, **envelope)]
     if kind != "deal.propertyChange":
         raise AdapterError(f"unsupported subscription type {kind!r}")
 
-    prop = text(require(note, "propertyName", "notification"), "propertyName")
+    prop = base.text(base.require(note, "propertyName", "notification"), "propertyName")
     value = note.get("propertyValue")
     if prop.casefold() == "dealstage":
-        if blank(value):
+        if base.blank(value):
             return []  # a deal always has a stage: an empty one tells nothing
-        stage = stages.lookup("hubspot", text(value, "dealstage"))
+        stage = stages.lookup("hubspot", base.text(value, "dealstage"))
         if stage is None:
             return []  # an unknown stage, recorded by a lenient map
         fields: dict[str, Any] = {"stage": stage}
     elif prop.casefold() in PROPERTIES:
-        fields = map_fields(PROPERTIES, {prop.casefold(): value}, [prop.casefold()], clears=True)
+        fields = base.map_fields(
+            PROPERTIES, {prop.casefold(): value}, [prop.casefold()], clears=True
+        )
     else:
         return []  # not a property we track
     if not fields:
         return []  # emptied, and ours cannot be empty (a currency, a count)
     prop_id = f"{base_id}-{prop.casefold()}"
-    return change_events(created=False, id=prop_id, fields=fields, **envelope)
+    return base.change_events(created=False, id=prop_id, fields=fields, **envelope)
 
 
 def _merge(
@@ -154,20 +140,20 @@ def _merge(
     primary itself, or a new deal): each other one is ``deal.merged`` into it."""
 
     def deal(object_id: Any, what: str) -> str:
-        oid = ident(object_id, what)
+        oid = base.ident(object_id, what)
         return f"hs-{portal_id}-{oid}" if portal_id else f"hs-{oid}"
 
-    into = deal(require(note, "newObjectId", "notification"), "newObjectId")
+    into = deal(base.require(note, "newObjectId", "notification"), "newObjectId")
     merged_ids = note.get("mergedObjectIds") or []
     if not isinstance(merged_ids, list):
         raise AdapterError("mergedObjectIds is not a list")
-    primary = deal(require(note, "primaryObjectId", "notification"), "primaryObjectId")
+    primary = deal(base.require(note, "primaryObjectId", "notification"), "primaryObjectId")
     gone = dict.fromkeys([primary, *(deal(m, "mergedObjectIds") for m in merged_ids)])
     return [
-        merged(id=f"{base_id}-merged-{subject}", **{**envelope, "subject": subject}, into=into)
+        base.merged(id=f"{base_id}-merged-{subject}", **{**envelope, "subject": subject}, into=into)
         for subject in gone
         if subject != into
     ]
 
 
-to_events = item_adapter("hubspot", "notification", _one, by_time=True)
+to_events = base.item_adapter("hubspot", "notification", _one, by_time=True)

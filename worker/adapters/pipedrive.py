@@ -42,41 +42,26 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.deal_events import DealEvent, DealStage
-from worker.adapters.base import (
-    AdapterError,
-    StageMap,
-    blank,
-    change_events,
-    deleted,
-    field_table,
-    guarded,
-    ident,
-    map_fields,
-    merged,
-    parse_json,
-    require,
-    text,
-    to_count,
-    to_datetime,
-)
+from worker.adapters import base
+from worker.adapters.base import AdapterError, StageMap
 
 SOURCE_PREFIX = "pipedrive"
 
 
 def _expanded_name(value: Any, what: str) -> str | None:
     """The name of an expanded object (``{"id": 5, "name": "Acme"}``); None for a bare id."""
-    if isinstance(value, dict) and not blank(value.get("name")):
-        return text(value["name"], what)
+    if isinstance(value, dict) and not base.blank(value.get("name")):
+        return base.text(value["name"], what)
     return None
 
 
 def _owner(value: Any, what: str) -> str | None:
     """An owner id, or the name of an expanded user object (v1 style)."""
-    return _expanded_name(value, what) if isinstance(value, dict) else text(value, what)
+    return _expanded_name(value, what) if isinstance(value, dict) else base.text(value, what)
 
 
 # Applied in this order, so that owner_name wins over owner_id and org_name over org_id.
-FIELDS = field_table(
+FIELDS = base.field_table(
     {
         "title": "name",
         "value": "amount",
@@ -93,12 +78,12 @@ FIELDS = field_table(
 )
 
 
-@guarded("pipedrive")
+@base.guarded("pipedrive")
 def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
-    body = parse_json(raw, "pipedrive")
+    body = base.parse_json(raw, "pipedrive")
     if not isinstance(body, dict):
         raise AdapterError("pipedrive payload is not a JSON object")
-    meta = require(body, "meta", "pipedrive payload")
+    meta = base.require(body, "meta", "pipedrive payload")
     if meta.get("v") == 1 or "object" in meta:
         return _v1(body, meta, stages)
     if "current" in body or str(meta.get("version", "2")).startswith("1"):
@@ -106,18 +91,18 @@ def to_events(raw: bytes, stages: StageMap) -> list[DealEvent]:
             "pipedrive webhooks v1 payload without a v1 meta (meta.v, meta.object): "
             "neither v1 nor v2"
         )
-    entity = text(require(meta, "entity", "meta"), "meta.entity")
+    entity = base.text(base.require(meta, "entity", "meta"), "meta.entity")
     if entity != "deal":
         raise AdapterError(f"pipedrive entity {entity!r} is not a deal")
-    action = text(require(meta, "action", "meta"), "meta.action")
-    deal_id = ident(require(meta, "entity_id", "meta"), "meta.entity_id")
-    at = to_datetime(require(meta, "timestamp", "meta"), "meta.timestamp")
-    envelope = _envelope(meta, deal_id, ident(require(meta, "id", "meta"), "meta.id"), at)
-    if action == "delete" and not blank(meta.get("merged_to_id")):
-        into = _envelope(meta, ident(meta["merged_to_id"], "meta.merged_to_id"), "", at)
-        return [merged(**envelope, into=into["subject"])]
+    action = base.text(base.require(meta, "action", "meta"), "meta.action")
+    deal_id = base.ident(base.require(meta, "entity_id", "meta"), "meta.entity_id")
+    at = base.to_datetime(base.require(meta, "timestamp", "meta"), "meta.timestamp")
+    envelope = _envelope(meta, deal_id, base.ident(base.require(meta, "id", "meta"), "meta.id"), at)
+    if action == "delete" and not base.blank(meta.get("merged_to_id")):
+        into = _envelope(meta, base.ident(meta["merged_to_id"], "meta.merged_to_id"), "", at)
+        return [base.merged(**envelope, into=into["subject"])]
     if action == "delete":
-        return [deleted(**envelope)]
+        return [base.deleted(**envelope)]
     if action not in ("create", "change"):
         raise AdapterError(f"unsupported pipedrive action {action!r}")
     deal = body.get("data")
@@ -139,24 +124,24 @@ def _v1(body: dict[str, Any], meta: dict[str, Any], stages: StageMap) -> list[De
     deleted), the deal in ``current`` and its whole previous state in ``previous`` (the
     changed fields are those that differ). ``meta.id`` is the deal id; the event id is
     ``<deal id>-v1-<timestamp_micro>`` (a retry, ``retry`` > 0, repeats the meta)."""
-    entity = text(require(meta, "object", "meta"), "meta.object")
+    entity = base.text(base.require(meta, "object", "meta"), "meta.object")
     if entity != "deal":
         raise AdapterError(f"pipedrive entity {entity!r} is not a deal")
-    verb = text(require(meta, "action", "meta"), "meta.action")
+    verb = base.text(base.require(meta, "action", "meta"), "meta.action")
     action = V1_ACTIONS.get(verb)
     if action is None:
         raise AdapterError(f"unsupported pipedrive v1 action {verb!r}")
-    deal_id = ident(require(meta, "id", "meta"), "meta.id")
+    deal_id = base.ident(base.require(meta, "id", "meta"), "meta.id")
     micro = meta.get("timestamp_micro")
-    if micro is not None and not blank(micro):
-        at = to_datetime(to_count(micro, "meta.timestamp_micro") // 1000, "meta.timestamp_micro")
-        stamp = to_count(micro, "meta.timestamp_micro")
+    if micro is not None and not base.blank(micro):
+        stamp = base.to_count(micro, "meta.timestamp_micro")
+        at = base.to_datetime(stamp // 1000, "meta.timestamp_micro")
     else:
-        at = to_datetime(require(meta, "timestamp", "meta"), "meta.timestamp")
-        stamp = to_count(meta["timestamp"], "meta.timestamp")
+        at = base.to_datetime(base.require(meta, "timestamp", "meta"), "meta.timestamp")
+        stamp = base.to_count(meta["timestamp"], "meta.timestamp")
     envelope = _envelope(meta, deal_id, f"v1-{stamp}", at)
     if action == "delete":
-        return [deleted(**envelope)]
+        return [base.deleted(**envelope)]
     deal = body.get("current")
     if not isinstance(deal, dict):
         raise AdapterError(f"pipedrive v1 {verb} has no deal in 'current'")
@@ -171,7 +156,7 @@ def _envelope(meta: dict[str, Any], deal_id: str, event_id: str, at: Any) -> dic
     """The events' id, source, time and deal id (``pd-<company_id>-<id>``: Pipedrive deal ids
     are unique within a company account only)."""
     company = meta.get("company_id")
-    company_id = ident(company, "company_id") if company else None
+    company_id = base.ident(company, "company_id") if company else None
     source = f"{SOURCE_PREFIX}/{company_id}" if company_id else SOURCE_PREFIX
     subject = f"pd-{company_id}-{deal_id}" if company_id else f"pd-{deal_id}"
     return {"id": f"{subject}-{event_id}", "source": source, "time": at, "subject": subject}
@@ -187,22 +172,24 @@ def _mapped(
 ) -> list[DealEvent]:
     """The events of a created or changed deal, ``changed`` naming its changed fields (with
     ``clears``, exactly: an emptied one is cleared)."""
-    fields = map_fields(FIELDS, deal, [key for key in FIELDS if key in changed], clears=clears)
+    fields = base.map_fields(FIELDS, deal, [key for key in FIELDS if key in changed], clears=clears)
     status = deal.get("status", "open")
     closure: dict[str, Any] = {}
     if status == "deleted" and "status" in changed:
-        return [deleted(**envelope)]
+        return [base.deleted(**envelope)]
     if status == "won" and (action == "create" or "status" in changed):
         fields["stage"] = DealStage.closed_won
     elif status == "lost" and (action == "create" or "status" in changed):
         fields["stage"] = DealStage.closed_lost
-        if not blank(deal.get("lost_reason")):
-            closure["reason"] = text(deal["lost_reason"], "lost_reason")[:500]
+        if not base.blank(deal.get("lost_reason")):
+            closure["reason"] = base.text(deal["lost_reason"], "lost_reason")[:500]
     elif status == "open" and ("stage_id" in changed or "status" in changed):
-        stage_id = require(deal, "stage_id", "pipedrive deal")
-        stage = stages.lookup("pipedrive", text(stage_id, "stage_id"))
+        stage_id = base.require(deal, "stage_id", "pipedrive deal")
+        stage = stages.lookup("pipedrive", base.text(stage_id, "stage_id"))
         if stage is not None:  # None: unknown, recorded by a lenient map
             fields["stage"] = stage
     elif status not in ("open", "won", "lost", "deleted"):
         raise AdapterError(f"unknown pipedrive deal status {status!r}")
-    return change_events(created=action == "create", fields=fields, closure=closure, **envelope)
+    return base.change_events(
+        created=action == "create", fields=fields, closure=closure, **envelope
+    )

@@ -53,28 +53,13 @@ from datetime import timedelta
 from typing import Any
 
 from schemas.deal_events import DealEvent, DealStage
-from worker.adapters.base import (
-    AdapterError,
-    StageMap,
-    blank,
-    change_events,
-    deleted,
-    field_table,
-    ident,
-    item_adapter,
-    map_fields,
-    ms_of,
-    require,
-    text,
-    to_count,
-    to_datetime,
-    with_cleared,
-)
+from worker.adapters import base
+from worker.adapters.base import AdapterError, StageMap
 
 SOURCE = "salesforce/cdc/Opportunity"
 
 
-FIELDS = field_table(
+FIELDS = base.field_table(
     {
         "Name": "name",
         "Amount": "amount",
@@ -139,13 +124,13 @@ def _closed_flag(payload: dict[str, Any]) -> DealStage | None:
 
 def _fields(payload: dict[str, Any], names: list[str] | None, stages: StageMap) -> dict[str, Any]:
     def stage(value: Any, what: str) -> DealStage | None:
-        name = text(value, what)
+        name = base.text(value, what)
         if stages.find("salesforce", name) is None and (closed := _closed_flag(payload)):
             return closed  # a custom stage name, told closed by IsClosed/IsWon
         return stages.lookup("salesforce", name)  # None: unknown, recorded by a lenient map
 
     table = {**FIELDS, "StageName": ("stage", stage)}
-    return map_fields(table, payload, list(payload) if names is None else names)
+    return base.map_fields(table, payload, list(payload) if names is None else names)
 
 
 def _one(item: Any, stages: StageMap) -> list[DealEvent]:
@@ -153,10 +138,12 @@ def _one(item: Any, stages: StageMap) -> list[DealEvent]:
     header = payload["ChangeEventHeader"]
     if not isinstance(header, dict):
         raise AdapterError("ChangeEventHeader is not a JSON object")
-    entity = text(require(header, "entityName", "ChangeEventHeader"), "entityName")
+    entity = base.text(base.require(header, "entityName", "ChangeEventHeader"), "entityName")
     if entity != "Opportunity":
         raise AdapterError(f"entity {entity!r} is not Opportunity")
-    change = text(require(header, "changeType", "ChangeEventHeader"), "changeType").upper()
+    change = base.text(
+        base.require(header, "changeType", "ChangeEventHeader"), "changeType"
+    ).upper()
     if change.startswith("GAP_"):
         raise AdapterError(
             f"{change} carries no field values: re-read the records from Salesforce "
@@ -164,43 +151,45 @@ def _one(item: Any, stages: StageMap) -> list[DealEvent]:
         )
     if change not in KNOWN_CHANGES:
         raise AdapterError(f"unknown changeType {change!r}")
-    record_ids = require(header, "recordIds", "ChangeEventHeader")
+    record_ids = base.require(header, "recordIds", "ChangeEventHeader")
     if not isinstance(record_ids, list) or not record_ids:
         raise AdapterError("ChangeEventHeader.recordIds is not a non-empty list")
-    committed = to_datetime(require(header, "commitTimestamp", "ChangeEventHeader"), "commit")
+    committed = base.to_datetime(
+        base.require(header, "commitTimestamp", "ChangeEventHeader"), "commit"
+    )
     sequence = header.get("sequenceNumber")
-    seq = to_count(sequence, "sequenceNumber") if sequence is not None else 0
+    seq = base.to_count(sequence, "sequenceNumber") if sequence is not None else 0
     at = committed + timedelta(microseconds=min(max(seq, 0), 999))
     txn = header.get("transactionKey")
-    if not blank(txn):
-        suffix = f"{ident(txn, 'transactionKey')}-{seq}"
-    elif replay is not None and not blank(replay):
-        suffix = f"r{ident(replay, 'replayId')}"
+    if not base.blank(txn):
+        suffix = f"{base.ident(txn, 'transactionKey')}-{seq}"
+    elif replay is not None and not base.blank(replay):
+        suffix = f"r{base.ident(replay, 'replayId')}"
     else:
         raise AdapterError("change event has neither a transactionKey nor a replayId")
 
     names = _changed_names(change, header)
     fields = {} if change == "DELETE" else _fields(payload, names, stages)
     if change == "UPDATE":
-        fields = with_cleared(fields, _nulled(header))
+        fields = base.with_cleared(fields, _nulled(header))
     if change == "UNDELETE" and "stage" not in fields:
         raise AdapterError("UNDELETE without StageName cannot reopen the deal")
 
     events: list[DealEvent] = []
     for record in record_ids:
-        record_id = ident(record, "recordId")
+        record_id = base.ident(record, "recordId")
         envelope = {
-            "id": f"sf-{record_id}-{ms_of(committed)}-{suffix}",
+            "id": f"sf-{record_id}-{base.ms_of(committed)}-{suffix}",
             "source": SOURCE,
             "time": at,
             "subject": f"sf-{record_id}",
         }
         if change == "DELETE":
-            events.append(deleted(**envelope))
+            events.append(base.deleted(**envelope))
         else:
             created = change == "CREATE"
-            events.extend(change_events(created=created, fields=fields, **envelope))
+            events.extend(base.change_events(created=created, fields=fields, **envelope))
     return events
 
 
-to_events = item_adapter("salesforce", "change event", _one)
+to_events = base.item_adapter("salesforce", "change event", _one)

@@ -108,6 +108,14 @@ def seasonal_forecast(history: WonHistory, current: int, k: int) -> float | None
     return history.won(source)
 
 
+def new_business_forecast(history: WonHistory, current: int, k: int) -> float:
+    """The won value expected in month ``current + k`` from deals not created by month
+    ``current``: the mean of what such deals brought in the past months (0 without any)."""
+    past = [history.new_business(m, k) for m in range(history.first_month, current)]
+    nb = forecast_new_business(past, 1) if past else None
+    return nb.mean if nb else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class OpenDeals:
     """The open deals a learned forecast spreads over its months: ``values`` (n,), ``win`` and
@@ -143,17 +151,19 @@ def learned_months(
     for k in range(months):
         scale = share if k == 0 else 1.0
         p = win[:, k]
-        open_part = float((values * p)[~overdue].sum())
-        overdue_part = float((values * p)[overdue].sum())
-        variance = float((values * values * p * (1 - p)).sum())
-        nb_history = [history.new_business(m, k) for m in range(history.first_month, current)]
-        nb = forecast_new_business(nb_history, 1) if nb_history else None
-        new_business = (nb.mean if nb else 0.0) * scale
         seasonal = seasonal_forecast(history, current, k)
-        seasonal = None if seasonal is None else seasonal * scale
-        model_point = open_part + overdue_part + new_business
-        used = weight if seasonal is not None else 1.0
-        point = model_point if seasonal is None else used * model_point + (1 - used) * seasonal
+        parts = ForecastParts(
+            open_pipeline=float((values * p)[~overdue].sum()),
+            overdue=float((values * p)[overdue].sum()),
+            new_business=new_business_forecast(history, current, k) * scale,
+            seasonal=None if seasonal is None else seasonal * scale,
+            model_weight=1.0 if seasonal is None else weight,
+        )
+        model_point = parts.open_pipeline + parts.overdue + parts.new_business
+        point = model_point
+        if parts.seasonal is not None:
+            point = weight * model_point + (1 - weight) * parts.seasonal
+        variance = float((values * values * p * (1 - p)).sum())
         if rel_sd is not None:
             sd = rel_sd * point
         else:
@@ -168,13 +178,7 @@ def learned_months(
             p90=point + Z90 * sd,
             expected_wins=float(p.sum()),
             method="learned",
-            parts=ForecastParts(
-                open_pipeline=open_part,
-                overdue=overdue_part,
-                new_business=new_business,
-                seasonal=seasonal,
-                model_weight=used,
-            ),
+            parts=parts,
         )
-        out.append(LearnedMonth(forecast, model_point, seasonal))
+        out.append(LearnedMonth(forecast, model_point, parts.seasonal))
     return out

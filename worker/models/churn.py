@@ -43,7 +43,7 @@ from worker.models.churn_explain import (
 )
 from worker.models.churn_features import FeatureSpec, RawRow
 from worker.models.openmp import one_openmp_thread
-from worker.models.training import NotEnoughOutcomes, TrainingSummary
+from worker.models.training import NotEnoughOutcomes, TrainingSummary, boosted_trees
 from worker.models.tree_occlusion import Forest, forest_of
 
 if TYPE_CHECKING:
@@ -91,16 +91,8 @@ class TrainingRow:
 
 def _base_estimator(family: Family, seed: int) -> Any:
     if family == "boosted_trees":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        return HistGradientBoostingClassifier(
-            learning_rate=0.05,
-            max_iter=200,
-            max_leaf_nodes=15,
-            min_samples_leaf=40,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=seed,
+        return boosted_trees(
+            seed, max_iter=200, max_leaf_nodes=15, min_samples_leaf=40, early_stopping=False
         )
     return _logistic()
 

@@ -45,6 +45,7 @@ from worker.models.deal_features import (
     window_of,
 )
 from worker.models.metrics import auc
+from worker.models.training import boosted_trees
 
 if TYPE_CHECKING:
     from sklearn.isotonic import IsotonicRegression
@@ -130,20 +131,12 @@ def _classifier(kind: ModelKind = "boosting", seed: int = 0) -> Any:
     (shallow trees, large leaves: the data carries little signal and much noise), or a
     logistic regression over scaled features with the month of the quarter one-hot."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     if kind == "boosting":
-        return HistGradientBoostingClassifier(
-            max_iter=100,
-            learning_rate=0.05,
-            max_depth=3,
-            min_samples_leaf=200,
-            l2_regularization=1.0,
-            random_state=seed,
-        )
+        return boosted_trees(seed, max_iter=100, max_depth=3, min_samples_leaf=200)
     moq = FEATURES.index("month_of_quarter")
     scaled = [i for i in range(len(FEATURES)) if i != moq]
     columns = ColumnTransformer(

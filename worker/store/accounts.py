@@ -259,7 +259,7 @@ async def age(
         # in a thread: the churn model's trees let go of the interpreter, so the other
         # partitions' pages are read, decoded and written meanwhile
         page = await asyncio.to_thread(age_accounts, stored, tick, framework, churn_model)
-        async with turn:  # one page written at a time (see store.batches.apply_batch)
+        async with turn:  # one page written at a time (see store.batches.age_side_by_side)
             await write_scored(conn, page)
         out.alerts.extend(page.alerts)  # not the scores: a tick may age many accounts
         out.aged += page.aged

@@ -96,53 +96,61 @@ async def apply_batch(
     items: list[Incoming[Any]],
     dead_letter: DeadLetter,
 ) -> Out:
-    """Apply ``items`` (events and ticks) and return what happened to each."""
+    """Apply ``items`` (events and ticks) and return what happened to each: a run of events
+    in one transaction, then a group of ticks, in the batch's order."""
     outcome = projection.empty()
     for part in runs(items):
-        if isinstance(part, list):
-            outcome.merge(await apply_events(pool, projection, part, dead_letter))
+        if isinstance(part, tuple):
+            outcome.merge(await age_side_by_side(pool, projection, part))
             continue
-        # ticks of distinct partitions age in parallel: one's SQL runs while another scores
-        # (a failure cancels the others; the batch is redone and applied ticks are skipped).
-        # Their pages are written one at a time: the scoring is held to one core by the
-        # interpreter's lock, and one database session writing keeps pace with it; three
-        # writing at once took the core the scoring needed (bench_tick on 2 cores, a daily
-        # tick of 100,000 deals: 6.7 -> 5.9 s, of 1,000,000: 75 -> 62 s; the reads held too:
-        # 8.5 s at 100,000)
-        writing = asyncio.Lock()
-        try:
-            async with asyncio.TaskGroup() as group:
-                aged = [
-                    group.create_task(
-                        apply_tick(pool, projection.age, tick, projection.empty(), writing)
-                    )
-                    for tick in part
-                ]
-        except BaseExceptionGroup as failed:
-            # the first failure as it is (the others were cancelled): a transient one is then
-            # retried as such (worker.retry matches exception types, not groups)
-            raise failed.exceptions[0]  # noqa: B904 - the group is its context
-        for task in aged:
-            outcome.merge(task.result())
+        async with pool.acquire() as conn, conn.transaction():
+            applied = await apply_events(conn, projection, part)
+            # Deterministic failures are dead-lettered before the commit: if the commit then
+            # fails, the batch is redone and they are dead-lettered again (same source offset).
+            await dead_letter(applied.failed)
+        outcome.merge(applied)
     return outcome
 
 
 async def apply_events(
-    pool: asyncpg.Pool,
-    projection: Projection[Any, Out],
-    items: list[Incoming[Any]],
-    dead_letter: DeadLetter,
+    conn: asyncpg.Connection, projection: Projection[Any, Out], items: list[Incoming[Any]]
 ) -> Out:
-    """Apply a run of events in one transaction."""
+    """Apply a run of events in the transaction of ``conn``: claim, lock, fold, write, settle."""
     subjects = sorted({i.event.subject for i in items})
-    async with pool.acquire() as conn, conn.transaction():
-        seen = await events.claim(conn, items)  # before the subjects' locks: see claim
-        current = await projection.lock(conn, subjects)
-        outcome = projection.fold(current, seen, items)
-        await projection.write(conn, outcome)
-        claimed = {i.event.id for i in items} - seen
-        await events.settle(conn, claimed, outcome.applied, outcome.stale)
-        # Deterministic failures are dead-lettered before the commit: if the commit then
-        # fails, the batch is redone and they are dead-lettered again (same source offset).
-        await dead_letter(outcome.failed)
+    seen = await events.claim(conn, items)  # before the subjects' locks: see claim
+    current = await projection.lock(conn, subjects)
+    outcome = projection.fold(current, seen, items)
+    await projection.write(conn, outcome)
+    claimed = {i.event.id for i in items} - seen
+    await events.settle(conn, claimed, outcome.applied, outcome.stale)
+    return outcome
+
+
+async def age_side_by_side(
+    pool: asyncpg.Pool, projection: Projection[Any, Out], ticks: Ticks
+) -> Out:
+    """Age the partitions of ``ticks`` (distinct partitions) in parallel: one's SQL runs while
+    another scores (a failure cancels the others; the batch is redone and applied ticks are
+    skipped).
+
+    Their pages are written one at a time: the scoring is held to one core by the
+    interpreter's lock, and one database session writing keeps pace with it; three writing at
+    once took the core the scoring needed (bench_tick on 2 cores, a daily tick of 100,000
+    deals: 6.7 -> 5.9 s, of 1,000,000: 75 -> 62 s; the reads held too: 8.5 s at 100,000)."""
+    outcome = projection.empty()
+    writing = asyncio.Lock()
+    try:
+        async with asyncio.TaskGroup() as group:
+            aged = [
+                group.create_task(
+                    apply_tick(pool, projection.age, tick, projection.empty(), writing)
+                )
+                for tick in ticks
+            ]
+    except BaseExceptionGroup as failed:
+        # the first failure as it is (the others were cancelled): a transient one is then
+        # retried as such (worker.retry matches exception types, not groups)
+        raise failed.exceptions[0]  # noqa: B904 - the group is its context
+    for task in aged:
+        outcome.merge(task.result())
     return outcome

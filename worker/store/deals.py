@@ -535,7 +535,7 @@ async def age(
         values = [_aging_values(r) for r in due]
         page = await asyncio.to_thread(score_page, values, tick, framework, deal_models)
         _model_failed(page.model_error)
-        async with turn:  # one page written at a time (see store.batches.apply_batch)
+        async with turn:  # one page written at a time (see store.batches.age_side_by_side)
             if page.records:
                 await update_by_copy(
                     conn, "deals", "deal_id", AGED_COLUMNS, page.records, AGED_ASSIGN
