@@ -89,8 +89,6 @@ TARGETS = {
     "rss_mb": 250.0,  # at most
 }
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
-DEFAULT_BATCH_SIZE = 500  # the worker's defaults (worker/settings.py), for the null pipeline
-DEFAULT_BATCH_TIMEOUT_MS = 10
 SNAPSHOT_POLL_SECONDS = 0.01
 COUNT_POLL_SECONDS = 0.25
 WARMUP_EVENTS = 200
@@ -1145,8 +1143,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": args.seconds,
             "naive_events": len(naive_records),
             "seed": args.seed,
-            "batch_size": DEFAULT_BATCH_SIZE,
-            "batch_timeout_ms": DEFAULT_BATCH_TIMEOUT_MS,
+            "batch_size": args.batch_size,
+            "batch_timeout_ms": args.batch_timeout_ms,
             "forecast_job": args.forecast,
             "repeat": args.repeat,
             "latency_phase_analyze_after_warmup": args.analyze,
@@ -1263,11 +1261,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--group", help=hidden)
     parser.add_argument("--database-url", help=hidden)
     parser.add_argument("--bootstrap", help=hidden)
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=hidden)
-    parser.add_argument(
-        "--batch-timeout-ms", type=int, default=DEFAULT_BATCH_TIMEOUT_MS, help=hidden
-    )
     args = parser.parse_args(argv)
+    # the null and naive pipelines poll as the worker will run (REVINTEL_BATCH_SIZE,
+    # REVINTEL_BATCH_TIMEOUT_MS or its defaults): they inherit this environment
+    from worker.settings import Settings
+
+    worker = Settings()
+    args.batch_size, args.batch_timeout_ms = worker.batch_size, worker.batch_timeout_ms
     if args.quick:
         args.events, args.rate, args.seconds, args.naive_events = 3_000, 500, 2, 200
         args.timeout = min(args.timeout, 180.0)
