@@ -210,6 +210,50 @@ def cpu_us_per_event(phase: dict[str, Any] | None) -> float | None:
     return sum(cpu) * phase["seconds"] / phase["events"] * 1e6
 
 
+def services_us_per_event(phase: dict[str, Any] | None) -> dict[str, float]:
+    """The local services' CPU per event in a phase, in us, scaled to the phase's window as
+    ``cpu_us_per_event`` is (empty when they were not measured)."""
+    if not phase or not phase.get("events"):
+        return {}
+    used, window = phase.get("services_cpu_s") or {}, phase.get("cpu_window_s")
+    if not window or window < 1.0:
+        return {}
+    return {k: v / window * phase["seconds"] / phase["events"] * 1e6 for k, v in used.items()}
+
+
+def budget_lines(result: dict[str, Any]) -> list[str]:
+    """What the worker / null target asks of the whole machine: at ``ratio`` x the null
+    pipeline's rate, every process together (worker, PostgreSQL, Kafka) may use at most
+    cpus / rate of CPU per event, however the work is spread over the cores."""
+    phases, cpus = result["phases"], result.get("machine", {}).get("cpus")
+    worker, null = phases.get("worker"), phases.get("null")
+    lines = []
+    for key in ("worker", "null"):
+        spent = services_us_per_event(phases.get(key))
+        if spent:
+            shown = ", ".join(f"{k} {v:,.0f} us" for k, v in sorted(spent.items()))
+            lines.append(f"  {key}: {shown}")
+    if lines:
+        lines.insert(
+            0,
+            "  services' CPU per event (the local PostgreSQL and Kafka over the same window, "
+            "this benchmark's polling included):",
+        )
+    own, spent = cpu_us_per_event(worker), services_us_per_event(worker)
+    if not (cpus and null and own is not None and spent):
+        return lines
+    ratio = TARGETS["worker_over_null"]
+    rate = ratio * null["events_per_s"]
+    parts = " + ".join(f"{k} {v:,.0f}" for k, v in sorted(spent.items()))
+    lines.append(
+        f"  budget: {ratio}x the null pipeline is {rate:,.0f} events/s, at most "
+        f"{cpus / rate * 1e6:,.0f} us of the machine's {cpus} CPUs per event for all "
+        f"processes together; the worker phase used {own + sum(spent.values()):,.0f} us "
+        f"(worker {own:,.0f} + {parts})"
+    )
+    return lines
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The table printed at the end (``result`` is what goes into the JSON file)."""
     lines = []
@@ -257,6 +301,7 @@ def format_report(result: dict[str, Any]) -> str:
             "  CPU per event (cores x seconds / events; steadier than events/s when other "
             "work shares the machine): " + ", ".join(per_event)
         )
+    lines.extend(budget_lines(result))
     spread = [
         f"{key} " + ", ".join(f"{x:,.0f}" for x in phase["repeats_events_per_s"])
         for key, phase in result["phases"].items()
@@ -583,6 +628,55 @@ class Proc:
         }
 
 
+SERVICE_PROCESSES = {"postgres": "postgresql", "java": "kafka"}  # process name -> service
+
+
+def services_cpu_seconds(proc: Path = Path("/proc")) -> dict[str, float]:
+    """CPU seconds so far of the PostgreSQL and Kafka running on this machine (as
+    scripts/services.sh runs them): PostgreSQL's postmaster with its ended backends (reaped
+    into its children's time) and its live processes; Kafka's JVM. Empty when neither runs
+    here (a remote database or broker: nothing to measure)."""
+    seen: dict[int, tuple[int, str, list[int]]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name in SERVICE_PROCESSES:
+            fields = text[text.rindex(")") + 2 :].split()
+            seen[int(entry.name)] = (int(fields[1]), name, [int(x) for x in fields[11:15]])
+    ticks: dict[str, int] = {}
+    for ppid, name, (utime, stime, cutime, cstime) in seen.values():
+        own = utime + stime
+        parent = seen.get(ppid)
+        if name == "postgres" and (parent is None or parent[1] != "postgres"):
+            own += cutime + cstime  # the postmaster: its ended backends too
+        service = SERVICE_PROCESSES[name]
+        ticks[service] = ticks.get(service, 0) + own
+    return {k: v / os.sysconf("SC_CLK_TCK") for k, v in ticks.items()}
+
+
+@dataclass
+class ServicesCpu:
+    """The services' CPU over a phase's window (``start`` at the first applied event, ``stop``
+    when all are applied): it includes this benchmark's own polling of both."""
+
+    at_start: dict[str, float] = field(default_factory=dict)
+    at_stop: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.at_start = services_cpu_seconds()
+
+    def stop(self) -> None:
+        self.at_stop = services_cpu_seconds()
+
+    def used(self) -> dict[str, float]:
+        return {k: v - self.at_start[k] for k, v in self.at_stop.items() if k in self.at_start}
+
+
 def worker_proc(label: str, env: dict[str, str], logs: Path) -> Proc:
     return Proc.spawn(label, ["-m", "worker.cli", "run", "--no-migrate"], env, logs)
 
@@ -730,7 +824,10 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
         procs = [worker_proc(f"{name}-{i}", env, ctx.logs) for i in range(processes)]
         profiler: list[subprocess.Popen] = []
 
+        services = ServicesCpu()
+
         def profile() -> None:  # from the first applied event on: start-up left out
+            services.start()
             if processes == 1 and ctx.args.profile and ctx.repetition == 0:
                 profiler.append(ctx.start_profiler(procs[0], name))
 
@@ -740,6 +837,7 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
                 end = await wait_for_count(
                     committed, len(ctx.records), procs, ctx.args.timeout, on_first=profile
                 )
+            services.stop()
             await expect_rows(pool, "SELECT count(*) FROM applied_events", len(ctx.records))
             start = (
                 await pool.fetchval(
@@ -767,6 +865,8 @@ async def phase_worker(ctx: Context, processes: int = 1, name: str = "worker") -
             alerts=alerts,
             per_process=[p.batch_stats() for p in procs],
             table_scans=scans,
+            services_cpu_s=services.used(),
+            cpu_window_s=procs[0].window,
         )
         return result
 
@@ -792,8 +892,12 @@ async def phase_role(ctx: Context, role: str, records: Sequence[Record]) -> dict
         proc = role_proc(role, names, url, ctx.bootstrap, ctx.logs)
         committed = Committed(ctx.bootstrap, names.group, names.deal_topic, ctx.args.partitions)
         try:
+            services = ServicesCpu()
             async with committed:
-                end = await wait_for_count(committed, len(records), [proc], ctx.args.timeout)
+                end = await wait_for_count(
+                    committed, len(records), [proc], ctx.args.timeout, on_first=services.start
+                )
+            services.stop()
             await expect_rows(pool, count, len(records))
             start = (await pool.fetchval(first)) or end
         finally:
@@ -803,6 +907,8 @@ async def phase_role(ctx: Context, role: str, records: Sequence[Record]) -> dict
         result["peak_rss_mb"] = [proc.peak_rss_mb]
         result["max_sampled_rss_mb"] = [proc.max_rss_kb / 1024]
         result["cpu_share"] = [proc.cpu_share()]
+        result["services_cpu_s"] = services.used()
+        result["cpu_window_s"] = proc.window
         return result
 
 

@@ -6,6 +6,7 @@ the commit-time lookup and the report. Not in the suite's testpaths; run it with
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_throughput import (
+    budget_lines,
     compute_ratios,
     cpu_us_per_event,
     first_completed,
@@ -21,6 +23,8 @@ from bench_throughput import (
     hot_spots,
     parse_snapshot,
     percentile,
+    services_cpu_seconds,
+    services_us_per_event,
     take_round_robin,
     widen_xid,
 )
@@ -100,6 +104,45 @@ def test_cpu_per_event_adds_the_processes_and_needs_a_measure() -> None:
     assert cpu_us_per_event(two) == pytest.approx(750.0)  # 0.75 cores x 2 s / 2,000
     assert cpu_us_per_event({"events": 10, "seconds": 1.0, "cpu_share": [None]}) is None
     assert cpu_us_per_event(None) is None
+
+
+def test_the_budget_is_the_machine_s_cpu_at_the_target_rate() -> None:
+    phases = {
+        "worker": {
+            "events": 10_000,
+            "seconds": 2.0,
+            "events_per_s": 5000.0,
+            "cpu_share": [0.5],  # 100 us an event
+            "services_cpu_s": {"postgresql": 0.8, "kafka": 0.2},
+            "cpu_window_s": 2.0,  # 80 and 20 us an event
+        },
+        "null": {"events": 10_000, "seconds": 0.5, "events_per_s": 20_000.0},
+    }
+    assert services_us_per_event(phases["worker"]) == pytest.approx(
+        {"postgresql": 80.0, "kafka": 20.0}
+    )
+    text = "\n".join(budget_lines({"phases": phases, "machine": {"cpus": 2}}))
+    # 0.6 x 20,000 = 12,000 events/s: 2 CPUs / 12,000 = 167 us an event, against 200 used
+    assert "12,000 events/s, at most 167 us" in text
+    assert "used 200 us (worker 100 + kafka 20 + postgresql 80)" in text
+    assert budget_lines({"phases": {"null": phases["null"]}, "machine": {"cpus": 2}}) == []
+    short = {**phases["worker"], "cpu_window_s": 0.5}  # too short a window to say
+    assert services_us_per_event(short) == {}
+
+
+def test_services_cpu_counts_the_postmaster_s_ended_backends(tmp_path: Path) -> None:
+    def stat(pid: int, name: str, ppid: int, times: tuple[int, int, int, int]) -> None:
+        (tmp_path / str(pid)).mkdir()
+        fields = ["S", str(ppid), *["0"] * 9, *map(str, times), "0"]
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} ({name}) {' '.join(fields)}\n")
+
+    tick = os.sysconf("SC_CLK_TCK")
+    stat(10, "postgres", 1, (tick, tick, 3 * tick, tick))  # postmaster: 2 s, 4 s reaped
+    stat(11, "postgres", 10, (tick, 0, 50 * tick, 0))  # a backend: 1 s (no reaped time)
+    stat(20, "java", 1, (2 * tick, tick, 0, 0))
+    stat(30, "python3", 1, (99 * tick, 0, 0, 0))
+    (tmp_path / "self").mkdir()
+    assert services_cpu_seconds(tmp_path) == {"postgresql": 7.0, "kafka": 3.0}
 
 
 def test_hot_spots_counts_a_function_once_per_stack() -> None:
