@@ -76,7 +76,7 @@ async def apply_tick(
     age: Age[Out],
     tick: Incoming[ClockTick],
     out: Out,
-    writing: asyncio.Lock | None = None,
+    writing: asyncio.Lock,
 ) -> Out:
     """Apply ``tick`` to its partition, filing it in ``out`` (an empty outcome of the family)
     as duplicate, stale or applied, with what the ageing changed merged in. ``writing`` is
@@ -91,7 +91,7 @@ async def apply_tick(
             await events.record(conn, (), [tick])
             out.stale.append(tick)
             return out
-    out.merge(await age(pool, partition, tick, writing=writing or asyncio.Lock()))
+    out.merge(await age(pool, partition, tick, writing=writing))
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(RECORD_TICK, topic, partition, tick.event.time, tick.event.id)
         await events.record(conn, [tick], ())
